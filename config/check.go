@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/net/idna"
+	"gopkg.in/yaml.v3"
+)
+
+func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// checkKeys walks the YAML tree beside the Go type: every mapping key must
+// be a field of the struct at that place. It records each key's path by
+// line so later decoding errors can name the key.
+func checkKeys(n *yaml.Node, path string, t reflect.Type, lines map[int]string) error {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return checkKeys(n.Content[0], path, t, lines)
+	}
+	if path != "" {
+		lines[n.Line] = path
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%w: %s (line %d): expected a mapping of keys", ErrInvalid, orTop(path), n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, ok := fieldByTag(t, k.Value)
+			key := join(path, k.Value)
+			if !ok {
+				return fmt.Errorf("%w: %s (line %d): unknown key (known: %s)", ErrInvalid, key, k.Line, strings.Join(tags(t), ", "))
+			}
+			lines[k.Line] = key
+			if err := checkKeys(v, key, f.Type, lines); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%w: %s (line %d): expected a mapping", ErrInvalid, orTop(path), n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := join(path, n.Content[i].Value)
+			lines[n.Content[i].Line] = key
+			if err := checkKeys(n.Content[i+1], key, t.Elem(), lines); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("%w: %s (line %d): expected a list", ErrInvalid, orTop(path), n.Line)
+		}
+		for i, e := range n.Content {
+			if err := checkKeys(e, fmt.Sprintf("%s[%d]", path, i), t.Elem(), lines); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); yamlName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tags(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		out = append(out, yamlName(t.Field(i)))
+	}
+	return out
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "top level"
+	}
+	return path
+}
+
+// checkUsers requires a bcrypt hash for every SMTP AUTH user.
+func (o *Outbound) checkUsers() error {
+	for user, hash := range o.Auth.Users {
+		if user == "" {
+			return fmt.Errorf("%w: outbound.auth.users: empty user name", ErrInvalid)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return fmt.Errorf("%w: outbound.auth.users.%s: not a bcrypt hash (make one with: htpasswd -nbB user pass): %v", ErrInvalid, user, err)
+		}
+	}
+	return nil
+}
+
+// checkDomains normalises override domains to lowercase A-labels.
+func (o *Outbound) checkDomains() error {
+	out := make(map[string]DomainPolicy, len(o.Domains))
+	for name, p := range o.Domains {
+		key := "outbound.domains." + name
+		d, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, "."))
+		if err != nil || !isHostname(d) {
+			return fmt.Errorf("%w: %s: not a domain name", ErrInvalid, key)
+		}
+		switch p.Level {
+		case "":
+			return fmt.Errorf("%w: %s.level: missing (none, encrypt or verify)", ErrInvalid, key)
+		case LevelMTASTS, LevelDANE:
+			return fmt.Errorf("%w: %s.level: %s is not available in this version (use encrypt or verify)", ErrInvalid, key, p.Level)
+		case LevelNone:
+			if p.MinTLS != 0 {
+				return fmt.Errorf("%w: %s.min_tls: contradicts level none", ErrInvalid, key)
+			}
+		}
+		if p.MinTLS == 0 {
+			p.MinTLS = o.MinTLS
+		}
+		if _, dup := out[d]; dup {
+			return fmt.Errorf("%w: %s: listed twice", ErrInvalid, key)
+		}
+		out[d] = p
+	}
+	o.Domains = out
+	return nil
+}
+
+// isHostname reports whether s is a syntactically valid LDH host name
+// (RFC 1123 §2.1), given as ASCII.
+func isHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

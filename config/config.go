@@ -1,0 +1,260 @@
+// Package config loads and checks Caliop's YAML configuration file.
+//
+// Every key is documented in README.md ("Configuration reference"). A bad
+// file yields one error naming the key, its line and the problem; nothing
+// is started on such an error.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/caliop/relay/resolver"
+)
+
+// ErrInvalid wraps every problem found in a configuration file.
+var ErrInvalid = errors.New("config")
+
+// Config is the whole configuration, after defaults are applied.
+type Config struct {
+	Hostname string   `yaml:"hostname"`
+	DataDir  string   `yaml:"data_dir"`
+	DNS      DNS      `yaml:"dns"`
+	Outbound Outbound `yaml:"outbound"`
+	Metrics  Metrics  `yaml:"metrics"`
+	Log      Log      `yaml:"log"`
+}
+
+// DNS selects the servers every lookup goes to.
+type DNS struct {
+	Servers []string `yaml:"servers"`
+	// TrustAD trusts the AD bit from non-loopback servers too.
+	TrustAD bool     `yaml:"trust_ad"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Outbound configures the listeners that take mail from the local MTA and
+// the delivery to destination MXs.
+type Outbound struct {
+	SMTP            string   `yaml:"smtp"`
+	LMTP            string   `yaml:"lmtp"`
+	TrustedNetworks []Prefix `yaml:"trusted_networks"`
+	// MXPort is the destination port; only tests change it.
+	MXPort          int                     `yaml:"mx_port"`
+	Default         Level                   `yaml:"default"`
+	MinTLS          TLSVersion              `yaml:"min_tls"`
+	DeliveryTimeout Duration                `yaml:"delivery_timeout"`
+	ConnectTimeout  Duration                `yaml:"connect_timeout"`
+	MaxMessageSize  ByteSize                `yaml:"max_message_size"`
+	MemoryBuffer    ByteSize                `yaml:"memory_buffer"`
+	Domains         map[string]DomainPolicy `yaml:"domains"`
+	TLS             CertFiles               `yaml:"tls"`
+	Auth            Auth                    `yaml:"auth"`
+	Reuse           Reuse                   `yaml:"reuse"`
+	// Parallel bounds the destination domains one LMTP transaction
+	// delivers to at once.
+	Parallel int `yaml:"parallel"`
+}
+
+// DomainPolicy is a local override for one destination domain.
+type DomainPolicy struct {
+	Level  Level      `yaml:"level"`
+	MinTLS TLSVersion `yaml:"min_tls"`
+}
+
+// CertFiles names a PEM certificate chain and its key.
+type CertFiles struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Auth lists SMTP AUTH users: name → bcrypt hash.
+type Auth struct {
+	Users map[string]string `yaml:"users"`
+}
+
+// Reuse bounds downstream connection caching.
+type Reuse struct {
+	Idle        Duration `yaml:"idle"`
+	MaxMessages int      `yaml:"max_messages"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// Load reads and checks the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return Parse(b)
+}
+
+// Parse checks YAML text and applies defaults.
+func Parse(b []byte) (*Config, error) {
+	c := Defaults()
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if root.Kind != 0 {
+		lines := map[int]string{}
+		if err := checkKeys(&root, "", typeOfConfig, lines); err != nil {
+			return nil, err
+		}
+		if err := root.Decode(c); err != nil {
+			return nil, withKey(err, lines)
+		}
+	}
+	if err := c.finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Defaults is the embedded configuration used when no file is given.
+func Defaults() *Config {
+	host, _ := os.Hostname()
+	return &Config{
+		Hostname: host,
+		DataDir:  "./caliop-data",
+		DNS:      DNS{Timeout: Duration(5 * time.Second)},
+		Outbound: Outbound{
+			SMTP:            "127.0.0.1:10025",
+			LMTP:            "127.0.0.1:10024",
+			TrustedNetworks: []Prefix{{netip.MustParsePrefix("127.0.0.0/8")}, {netip.MustParsePrefix("::1/128")}},
+			MXPort:          25,
+			Default:         LevelEncrypt,
+			MinTLS:          TLS12,
+			DeliveryTimeout: Duration(5 * time.Minute),
+			ConnectTimeout:  Duration(30 * time.Second),
+			MaxMessageSize:  50 << 20,
+			MemoryBuffer:    1 << 20,
+			Reuse:           Reuse{Idle: Duration(10 * time.Second), MaxMessages: 100},
+			Parallel:        8,
+		},
+		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Log:     Log{Level: "info", Format: "json"},
+	}
+}
+
+// finish checks values that depend on each other and fills dynamic defaults.
+func (c *Config) finish() error {
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, a...))
+	}
+	if c.Hostname == "" || !isHostname(c.Hostname) {
+		return bad("hostname", "%q is not a host name (set hostname: relay.example.net)", c.Hostname)
+	}
+	c.Hostname = strings.ToLower(c.Hostname)
+	if c.DataDir == "" {
+		return bad("data_dir", "must not be empty")
+	}
+	if len(c.DNS.Servers) == 0 {
+		s, err := resolver.ServersFromResolvConf("/etc/resolv.conf")
+		if err != nil {
+			return bad("dns.servers", "not set and %v", err)
+		}
+		c.DNS.Servers = s
+	}
+	for i, s := range c.DNS.Servers {
+		if !strings.Contains(s, ":") || strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+			s = net.JoinHostPort(s, "53")
+		}
+		host, _, err := net.SplitHostPort(s)
+		if err != nil {
+			return bad(fmt.Sprintf("dns.servers[%d]", i), "%q: %v", c.DNS.Servers[i], err)
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return bad(fmt.Sprintf("dns.servers[%d]", i), "%q is not an IP address (a resolver must be reached without DNS)", host)
+		}
+		c.DNS.Servers[i] = s
+	}
+	o := &c.Outbound
+	if o.SMTP == "" && o.LMTP == "" {
+		return bad("outbound", "smtp and lmtp are both empty: nothing would listen")
+	}
+	for key, addr := range map[string]string{"outbound.smtp": o.SMTP, "outbound.lmtp": o.LMTP, "metrics.listen": c.Metrics.Listen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad(key, "%q is not host:port: %v", addr, err)
+		}
+	}
+	if o.MXPort < 1 || o.MXPort > 65535 {
+		return bad("outbound.mx_port", "%d is not a TCP port", o.MXPort)
+	}
+	if o.Default != LevelEncrypt && o.Default != LevelVerify {
+		return bad("outbound.default", "%q: must be encrypt or verify (plaintext is only for a named domain)", o.Default)
+	}
+	for name, v := range map[string]Duration{"outbound.delivery_timeout": o.DeliveryTimeout, "outbound.connect_timeout": o.ConnectTimeout, "dns.timeout": c.DNS.Timeout, "outbound.reuse.idle": o.Reuse.Idle} {
+		if v < 0 || v == 0 && name != "outbound.reuse.idle" {
+			return bad(name, "must be positive")
+		}
+	}
+	if o.DeliveryTimeout > Duration(10*time.Minute) {
+		return bad("outbound.delivery_timeout", "%v is longer than an MTA waits for the end of DATA (10m)", time.Duration(o.DeliveryTimeout))
+	}
+	if o.MaxMessageSize <= 0 {
+		return bad("outbound.max_message_size", "must be positive")
+	}
+	if o.Parallel < 1 {
+		return bad("outbound.parallel", "must be at least 1")
+	}
+	if o.Reuse.MaxMessages < 0 {
+		return bad("outbound.reuse.max_messages", "must not be negative")
+	}
+	if (o.TLS.Cert == "") != (o.TLS.Key == "") {
+		return bad("outbound.tls", "cert and key go together")
+	}
+	if err := o.checkUsers(); err != nil {
+		return err
+	}
+	return o.checkDomains()
+}
+
+var typeOfConfig = typeOf[Config]()
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// withKey prefixes a yaml decoding error with the key at its line.
+func withKey(err error, lines map[int]string) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if sub := lineRE.FindStringSubmatch(m); sub != nil {
+			n, _ := strconv.Atoi(sub[1])
+			if key, ok := lines[n]; ok {
+				m = key + " (" + strings.TrimPrefix(m, "yaml: ") + ")"
+			}
+		}
+		out = append(out, m)
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(out, "; "))
+}

@@ -1,0 +1,255 @@
+package delivery
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// client speaks SMTP to one destination MX (RFC 5321), with PIPELINING
+// (RFC 2920) when offered. It never sends MAIL on its own: the caller does,
+// once the connection passed the plan.
+type client struct {
+	conn   net.Conn
+	text   *textproto.Conn
+	host   string            // MX host name
+	addr   string            // ip:port dialled
+	ext    map[string]string // EHLO keywords, upper case
+	tls    *tls.ConnectionState
+	proved proof
+	sent   int // messages sent on this connection
+}
+
+func newClient(conn net.Conn, host, addr string) *client {
+	return &client{conn: conn, text: textproto.NewConn(conn), host: host, addr: addr}
+}
+
+// reply reads one (possibly multi-line) reply as an *smtp.SMTPError, the
+// form every reply takes in Caliop, success included.
+func (c *client) reply() (*smtp.SMTPError, error) {
+	code, msg, err := c.text.ReadResponse(0)
+	if err != nil {
+		if _, ok := err.(textproto.ProtocolError); ok {
+			return nil, fmt.Errorf("malformed reply: %w", err)
+		}
+		return nil, err
+	}
+	return parseReply(code, msg), nil
+}
+
+// parseReply splits an RFC 3463 enhanced status code off the text; without
+// one, the code's class with .0.0 stands in.
+func parseReply(code int, msg string) *smtp.SMTPError {
+	r := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: msg}
+	first, rest, _ := strings.Cut(msg, " ")
+	if ec, ok := parseEnhanced(first); ok && ec[0] == code/100 {
+		r.EnhancedCode = ec
+		// Each continuation line repeats the code (RFC 2034 §3).
+		r.Message = strings.ReplaceAll(rest, "\n"+first+" ", "\n")
+	}
+	r.Message = strings.ReplaceAll(r.Message, "\n", " ")
+	return r
+}
+
+func parseEnhanced(s string) (smtp.EnhancedCode, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return smtp.EnhancedCode{}, false
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 || len(p) > 3 {
+			return smtp.EnhancedCode{}, false
+		}
+		ec[i] = n
+	}
+	return ec, ec[0] == 2 || ec[0] == 4 || ec[0] == 5
+}
+
+// cmd sends one command and reads its reply.
+func (c *client) cmd(format string, args ...any) (*smtp.SMTPError, error) {
+	if err := c.text.PrintfLine(format, args...); err != nil {
+		return nil, err
+	}
+	return c.reply()
+}
+
+// ehlo sends EHLO and records the keywords (RFC 5321 §4.1.1.1).
+func (c *client) ehlo(name string) (*smtp.SMTPError, error) {
+	if err := c.text.PrintfLine("EHLO %s", name); err != nil {
+		return nil, err
+	}
+	code, msg, err := c.text.ReadResponse(0)
+	if err != nil {
+		return nil, err
+	}
+	if code != 250 {
+		return parseReply(code, msg), nil
+	}
+	c.ext = map[string]string{}
+	lines := strings.Split(msg, "\n")
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		c.ext[strings.ToUpper(k)] = v
+	}
+	return parseReply(code, msg), nil
+}
+
+// has reports whether the server announced an EHLO keyword.
+func (c *client) has(keyword string) bool {
+	_, ok := c.ext[keyword]
+	return ok
+}
+
+// maxSize is the server's SIZE limit (RFC 1870), 0 when none was given.
+func (c *client) maxSize() int64 {
+	n, _ := strconv.ParseInt(c.ext["SIZE"], 10, 64)
+	return n
+}
+
+// transaction is one MAIL, its RCPTs and the body.
+type transaction struct {
+	from   string
+	params string // MAIL parameters, each with a leading space
+	to     []string
+	body   io.Reader
+}
+
+// outcome is what the server said: to MAIL, to each RCPT, and to the end
+// of DATA (nil when DATA was not reached).
+type outcome struct {
+	mail *smtp.SMTPError
+	rcpt []*smtp.SMTPError
+	data *smtp.SMTPError
+}
+
+// send runs one transaction. Replies come back in outcome; a non-nil error
+// means the connection broke and nothing after the last reply is known.
+func (c *client) send(tx transaction) (outcome, error) {
+	if c.has("PIPELINING") {
+		return c.sendPipelined(tx)
+	}
+	var out outcome
+	var err error
+	if out.mail, err = c.cmd("MAIL FROM:<%s>%s", tx.from, tx.params); err != nil || out.mail.Code != 250 {
+		return out, err
+	}
+	accepted := 0
+	for _, rcpt := range tx.to {
+		r, err := c.cmd("RCPT TO:<%s>", rcpt)
+		if err != nil {
+			return out, err
+		}
+		out.rcpt = append(out.rcpt, r)
+		if r.Code/100 == 2 {
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		_, err := c.cmd("RSET")
+		return out, err
+	}
+	r, err := c.cmd("DATA")
+	if err != nil {
+		return out, err
+	}
+	if r.Code != 354 {
+		out.data = r
+		return out, nil
+	}
+	out.data, err = c.body(tx.body)
+	return out, err
+}
+
+// sendPipelined sends MAIL, every RCPT and DATA in one write and then reads
+// the replies in order (RFC 2920 §3.1).
+func (c *client) sendPipelined(tx transaction) (outcome, error) {
+	var out outcome
+	w := c.text.W
+	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", tx.from, tx.params)
+	for _, rcpt := range tx.to {
+		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
+	}
+	w.WriteString("DATA\r\n")
+	if err := w.Flush(); err != nil {
+		return out, err
+	}
+	var err error
+	if out.mail, err = c.reply(); err != nil {
+		return out, err
+	}
+	accepted := 0
+	for range tx.to {
+		r, err := c.reply()
+		if err != nil {
+			return out, err
+		}
+		out.rcpt = append(out.rcpt, r)
+		if r.Code/100 == 2 {
+			accepted++
+		}
+	}
+	r, err := c.reply()
+	if err != nil {
+		return out, err
+	}
+	if r.Code != 354 {
+		if out.mail.Code == 250 && accepted > 0 {
+			out.data = r
+		}
+		return out, nil
+	}
+	if out.mail.Code != 250 || accepted == 0 {
+		// RFC 2920 §3.1: a server that accepted DATA without a valid
+		// recipient gets an empty message, whose reply is ignored.
+		if _, err := c.body(strings.NewReader("")); err != nil {
+			return out, err
+		}
+		return out, nil
+	}
+	out.data, err = c.body(tx.body)
+	return out, err
+}
+
+// body sends the message, dot-stuffed (RFC 5321 §4.5.2), and reads the
+// final reply. The body is already CRLF-normalised.
+func (c *client) body(r io.Reader) (*smtp.SMTPError, error) {
+	dw := c.text.DotWriter()
+	bw := bufio.NewWriterSize(dw, 32<<10)
+	if _, err := io.Copy(bw, r); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	if err := dw.Close(); err != nil {
+		return nil, err
+	}
+	c.sent++
+	return c.reply()
+}
+
+// reset prepares a cached connection for another transaction.
+func (c *client) reset() error {
+	r, err := c.cmd("RSET")
+	if err == nil && r.Code != 250 {
+		err = r
+	}
+	return err
+}
+
+// close says QUIT without waiting long, then closes.
+func (c *client) close() {
+	c.conn.SetDeadline(time.Now().Add(time.Second))
+	c.text.PrintfLine("QUIT")
+	c.conn.Close()
+}

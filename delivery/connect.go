@@ -1,0 +1,156 @@
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/tlsrpt"
+)
+
+// proof is what a connection showed about itself.
+type proof struct {
+	level   policy.Level // Verify when the certificate is WebPKI-valid for the MX name
+	version uint16       // TLS version, 0 in plaintext
+	cipher  uint16
+}
+
+// stepError is a failure to bring a connection to the point where MAIL may
+// be sent. It says which step failed and, for TLS, the RFC 8460 type.
+type stepError struct {
+	step   string            // "connect", "greeting", "ehlo", "starttls", "tls", "certificate"
+	reply  *smtp.SMTPError   // the server's reply, when it gave one
+	result tlsrpt.ResultType // set for TLS and certificate failures
+	err    error
+}
+
+func (e *stepError) Error() string {
+	if e.reply != nil {
+		return fmt.Sprintf("%s: %d %d.%d.%d %s", e.step, e.reply.Code, e.reply.EnhancedCode[0], e.reply.EnhancedCode[1], e.reply.EnhancedCode[2], e.reply.Message)
+	}
+	return fmt.Sprintf("%s: %v", e.step, e.err)
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
+// policyFailure reports whether the step failed a TLS requirement of the
+// plan (as opposed to the network or the server refusing us).
+func (e *stepError) policyFailure() bool { return e.result != "" }
+
+// connect dials addr and brings the session to where MAIL may be sent under
+// req: greeting, EHLO, STARTTLS, certificate checks. It returns an error,
+// and sends no MAIL, unless every requirement holds (DESIGN.md invariant 3).
+func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.Requirement) (*client, error) {
+	dctx, cancel := context.WithTimeout(ctx, d.ConnectTimeout)
+	defer cancel()
+	conn, err := d.Dial(dctx, "tcp", addr)
+	if err != nil {
+		return nil, &stepError{step: "connect", err: err}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := newClient(conn, host, addr)
+	if err := c.handshake(d.Hostname, req, d.tlsConfig(host, req)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if c.tls != nil {
+		verr := d.verify(host, c.tls)
+		if verr == nil {
+			c.proved.level = policy.Verify
+		}
+		if c.proved.level < req.Level {
+			c.close()
+			return nil, &stepError{step: "certificate", result: tlsrpt.Classify(verr), err: verr}
+		}
+	}
+	return c, nil
+}
+
+// handshake reads the greeting, says EHLO and, unless req allows plaintext
+// and the server offers no STARTTLS, upgrades to TLS and says EHLO again.
+func (c *client) handshake(name string, req policy.Requirement, cfg *tls.Config) error {
+	r, err := c.reply()
+	if err != nil {
+		return &stepError{step: "greeting", err: err}
+	}
+	if r.Code != 220 {
+		return &stepError{step: "greeting", reply: r}
+	}
+	if r, err := c.ehlo(name); err != nil || r.Code != 250 {
+		return &stepError{step: "ehlo", reply: r, err: err}
+	}
+	if !c.has("STARTTLS") {
+		if req.Level == policy.None {
+			return nil
+		}
+		return &stepError{step: "starttls", result: tlsrpt.StartTLSNotSupported, err: tlsrpt.ErrNoSTARTTLS}
+	}
+	if r, err := c.cmd("STARTTLS"); err != nil || r.Code != 220 {
+		if err == nil {
+			err = tlsrpt.ErrNoSTARTTLS
+		}
+		return &stepError{step: "starttls", reply: r, result: tlsrpt.StartTLSNotSupported, err: err}
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return &stepError{step: "tls", result: tlsrpt.ValidationFailure, err: err}
+	}
+	st := tc.ConnectionState()
+	c.conn, c.text, c.tls = tc, textproto.NewConn(tc), &st
+	c.proved = proof{level: policy.Encrypt, version: st.Version, cipher: st.CipherSuite}
+	// RFC 3207 §4.2: forget what was learnt before TLS and ask again.
+	if r, err := c.ehlo(name); err != nil || r.Code != 250 {
+		return &stepError{step: "ehlo", reply: r, err: err}
+	}
+	return nil
+}
+
+// tlsConfig is the client configuration for one MX: SNI is the MX name
+// (RFC 7672 §8.1 and RFC 8461 §4.2), TLS 1.2 or more. Certificates are
+// checked after the handshake by check, so that the result can be
+// classified and the proof recorded.
+func (d *Deliverer) tlsConfig(host string, req policy.Requirement) *tls.Config {
+	min := req.MinTLS
+	if min < tls.VersionTLS12 {
+		min = tls.VersionTLS12
+	}
+	return &tls.Config{
+		ServerName:         host,
+		MinVersion:         min,
+		InsecureSkipVerify: true, // verified in check, never skipped
+	}
+}
+
+// verify checks the presented chain against the WebPKI roots for host.
+func (d *Deliverer) verify(host string, st *tls.ConnectionState) error {
+	if len(st.PeerCertificates) == 0 {
+		return errors.New("no certificate presented")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range st.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := st.PeerCertificates[0].Verify(x509.VerifyOptions{
+		DNSName:       host,
+		Roots:         d.Roots,
+		Intermediates: inter,
+		CurrentTime:   d.now(),
+	})
+	return err
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}

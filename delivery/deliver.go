@@ -1,0 +1,251 @@
+// Package delivery sends one message to the MX hosts of one destination
+// domain under a policy.Plan: every address of every MX in turn, STARTTLS
+// and the plan's certificate checks before MAIL FROM, never a weaker retry.
+// Caliop holds no queue: Deliver returns one final reply per recipient and
+// the MTA in front owns retries (DESIGN.md invariant 1).
+package delivery
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/resolver"
+)
+
+// AddrResolver finds the addresses of an MX host.
+type AddrResolver interface {
+	LookupIP(ctx context.Context, host string) ([]netip.Addr, resolver.Result, error)
+}
+
+// Body is a spooled message that can be read from the start any number of
+// times, concurrently.
+type Body interface {
+	Reader() io.Reader
+	Size() int64
+}
+
+// Envelope is what MAIL FROM says about a message.
+type Envelope struct {
+	From string
+	// EightBit is set when the body holds 8-bit bytes: the MX must offer
+	// 8BITMIME (RFC 6152).
+	EightBit bool
+	// UTF8 is set when the MTA asked for SMTPUTF8 (RFC 6531): the MX must
+	// offer it.
+	UTF8 bool
+	// Size is the message size in bytes, or the size the MTA announced.
+	Size int64
+}
+
+// Request is one message for the recipients of one destination domain.
+type Request struct {
+	Plan policy.Plan
+	Envelope
+	To   []string
+	Body Body
+}
+
+// Result holds one final reply per recipient of the Request, in order.
+// Delivered recipients have code 250.
+type Result struct {
+	Replies []*smtp.SMTPError
+}
+
+// Deliverer delivers messages. Every outside dependency is a field.
+type Deliverer struct {
+	Hostname       string // EHLO name
+	DNS            AddrResolver
+	Dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	Port           int            // destination port, 25
+	Roots          *x509.CertPool // WebPKI roots; nil means the system pool
+	ConnectTimeout time.Duration
+	Pool           *Pool // nil disables connection reuse
+	Log            *zap.Logger
+	Metrics        *Metrics // nil disables metrics
+	Now            func() time.Time
+}
+
+// Deliver tries the plan's MXs in order until one gives final replies, with
+// the whole transaction pipelined where the MX offers it. It returns within
+// ctx's deadline; failures are 4xx unless an MX said 5xx or no MX could
+// ever take the message as it is.
+func (d *Deliverer) Deliver(ctx context.Context, req Request) Result {
+	start := d.now()
+	var res Result
+	fail := d.tryEach(ctx, req.Plan, func(mx policy.MX, addr string) *failure {
+		r, f := d.attempt(ctx, req, mx, addr)
+		res = r
+		return f
+	})
+	if fail != nil {
+		res = allReplies(len(req.To), fail)
+	}
+	d.Metrics.observe(req.Plan.Domain, res, d.now().Sub(start))
+	return res
+}
+
+// tryEach calls try on every address of every MX of plan, in order, until
+// try succeeds (nil) or fails finally. It returns the reply to give when no
+// address succeeded, or nil.
+func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, try func(policy.MX, string) *failure) *smtp.SMTPError {
+	var tried []failure
+	for _, mx := range plan.MXs {
+		addrs, _, err := d.DNS.LookupIP(ctx, mx.Host)
+		if err == nil && len(addrs) == 0 {
+			err = errors.New("no address")
+		}
+		if err != nil {
+			tried = append(tried, failure{host: mx.Host, kind: failDNS, err: err})
+			continue
+		}
+		for _, ip := range addrs {
+			if ctx.Err() != nil {
+				return timeoutReply(tried)
+			}
+			f := try(mx, net.JoinHostPort(ip.String(), strconv.Itoa(d.Port)))
+			if f == nil {
+				return nil
+			}
+			tried = append(tried, *f)
+			if f.final {
+				return f.reply()
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return timeoutReply(tried)
+	}
+	return summarise(tried)
+}
+
+// attempt runs the transaction on one address of one MX. A nil failure
+// means the Result is final.
+func (d *Deliverer) attempt(ctx context.Context, req Request, mx policy.MX, addr string) (Result, *failure) {
+	t0 := d.now()
+	c, key, reused, f := d.acquire(ctx, mx, addr)
+	if f != nil {
+		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
+		return Result{}, f
+	}
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if f := acceptable(req.Envelope, c, mx.Host, addr); f != nil {
+		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
+		d.Pool.put(key, c)
+		return Result{}, f
+	}
+	out, err := c.send(transaction{from: req.From, params: params(req.Envelope, c), to: req.To, body: req.Body.Reader()})
+	res, f := judge(req, mx.Host, addr, out, err)
+	var last *smtp.SMTPError
+	if f != nil {
+		last = f.reply()
+	} else {
+		last = firstFinal(res)
+	}
+	d.logAttempt(req, mx, addr, c, last, t0, reused)
+	if err != nil {
+		c.conn.Close()
+	} else {
+		d.Pool.put(key, c)
+	}
+	if f == nil && firstFinal(res).Code/100 == 2 {
+		d.notePlaintext(req.Plan.Domain, mx.Host, c)
+	}
+	return res, f
+}
+
+// acquire takes an idle connection from the pool or makes a new one that
+// meets mx.Require.
+func (d *Deliverer) acquire(ctx context.Context, mx policy.MX, addr string) (*client, poolKey, bool, *failure) {
+	key := poolKey{addr: addr, host: mx.Host, req: mx.Require}
+	dl, _ := ctx.Deadline()
+	if c := d.Pool.get(key, dl); c != nil {
+		return c, key, true, nil
+	}
+	c, err := d.connect(ctx, mx.Host, addr, mx.Require)
+	if err != nil {
+		f := connectFailure(mx.Host, addr, err)
+		return nil, key, false, &f
+	}
+	return c, key, false, nil
+}
+
+// acceptable checks what the MX announced against the message: 8BITMIME,
+// SMTPUTF8, SIZE. A mismatch is permanent for this MX only.
+func acceptable(env Envelope, c *client, host, addr string) *failure {
+	perm := func(code int, ec smtp.EnhancedCode, msg string) *failure {
+		return &failure{host: host, addr: addr, kind: failMessage, err: &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg}}
+	}
+	switch {
+	case env.EightBit && !c.has("8BITMIME"):
+		return perm(554, smtp.EnhancedCode{5, 6, 3}, "8-bit message but 8BITMIME not offered")
+	case env.UTF8 && !c.has("SMTPUTF8"):
+		return perm(554, smtp.EnhancedCode{5, 6, 7}, "SMTPUTF8 required but not offered")
+	case c.maxSize() > 0 && env.Size > c.maxSize():
+		return perm(552, smtp.EnhancedCode{5, 3, 4}, fmt.Sprintf("message of %d bytes exceeds the SIZE limit of %d", env.Size, c.maxSize()))
+	}
+	return nil
+}
+
+// params are the MAIL parameters for this message on this connection.
+func params(env Envelope, c *client) string {
+	p := ""
+	if c.has("SIZE") && env.Size > 0 {
+		p += " SIZE=" + strconv.FormatInt(env.Size, 10)
+	}
+	if env.EightBit {
+		p += " BODY=8BITMIME"
+	}
+	if env.UTF8 {
+		p += " SMTPUTF8"
+	}
+	return p
+}
+
+func allReplies(n int, r *smtp.SMTPError) Result {
+	res := Result{Replies: make([]*smtp.SMTPError, n)}
+	for i := range res.Replies {
+		res.Replies[i] = r
+	}
+	return res
+}
+
+func firstFinal(res Result) *smtp.SMTPError {
+	for _, r := range res.Replies {
+		if r.Code == 250 {
+			return r
+		}
+	}
+	if len(res.Replies) > 0 {
+		return res.Replies[0]
+	}
+	return nil
+}
+
+// notePlaintext logs and counts a delivery made without TLS, which only a
+// level none override allows (DESIGN.md invariant 2).
+func (d *Deliverer) notePlaintext(domain, host string, c *client) {
+	if c.tls != nil {
+		return
+	}
+	d.Metrics.plaintext(domain)
+	d.log().Warn("plaintext delivery", zap.String("domain", domain), zap.String("mx", host), zap.String("reason", "override level none"))
+}
+
+func (d *Deliverer) log() *zap.Logger {
+	if d.Log == nil {
+		return zap.NewNop()
+	}
+	return d.Log
+}

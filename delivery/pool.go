@@ -1,0 +1,126 @@
+package delivery
+
+import (
+	"sync"
+	"time"
+
+	"github.com/caliop/relay/policy"
+)
+
+// poolKey identifies connections that may serve one another's messages:
+// same address, same MX name (SNI, certificate name) and same requirement
+// proved.
+type poolKey struct {
+	addr string
+	host string
+	req  policy.Requirement
+}
+
+// Pool keeps idle downstream connections for a short time so that the
+// next message to the same MX skips the TCP and TLS handshakes. A
+// connection is reused after RSET and retired after MaxMessages.
+type Pool struct {
+	Idle        time.Duration
+	MaxMessages int
+
+	mu     sync.Mutex
+	idle   map[poolKey][]*pooled
+	closed bool
+}
+
+type pooled struct {
+	c     *client
+	timer *time.Timer
+}
+
+// get returns an idle connection for k, reset and bound to deadline, or nil.
+func (p *Pool) get(k poolKey, deadline time.Time) *client {
+	if p == nil {
+		return nil
+	}
+	for {
+		p.mu.Lock()
+		list := p.idle[k]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		e := list[len(list)-1]
+		p.idle[k] = list[:len(list)-1]
+		p.mu.Unlock()
+		if !e.timer.Stop() {
+			continue // the timer is closing it
+		}
+		e.c.conn.SetDeadline(deadline)
+		if err := e.c.reset(); err != nil {
+			e.c.conn.Close()
+			continue
+		}
+		return e.c
+	}
+}
+
+// put offers c for reuse; it is closed instead when the pool is off,
+// closed, or c has carried MaxMessages.
+func (p *Pool) put(k poolKey, c *client) {
+	if p == nil || p.Idle <= 0 || p.MaxMessages > 0 && c.sent >= p.MaxMessages {
+		c.close()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		go c.close()
+		return
+	}
+	if p.idle == nil {
+		p.idle = map[poolKey][]*pooled{}
+	}
+	c.conn.SetDeadline(time.Time{})
+	e := &pooled{c: c}
+	e.timer = time.AfterFunc(p.Idle, func() { p.expire(k, e) })
+	p.idle[k] = append(p.idle[k], e)
+}
+
+func (p *Pool) expire(k poolKey, e *pooled) {
+	p.mu.Lock()
+	list := p.idle[k]
+	for i, x := range list {
+		if x == e {
+			p.idle[k] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(p.idle[k]) == 0 {
+		delete(p.idle, k)
+	}
+	p.mu.Unlock()
+	e.c.close()
+}
+
+// Close closes every idle connection and stops caching.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	all := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, list := range all {
+		for _, e := range list {
+			if e.timer.Stop() {
+				e.c.close()
+			}
+		}
+	}
+}
+
+// Len is the number of idle connections held.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.idle {
+		n += len(l)
+	}
+	return n
+}

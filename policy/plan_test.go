@@ -1,0 +1,153 @@
+package policy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/caliop/relay/resolver"
+)
+
+// fakeDNS answers from maps; a missing name is NXDOMAIN.
+type fakeDNS struct {
+	mx    map[string][]resolver.MX
+	ip    map[string][]netip.Addr
+	mxErr map[string]error
+	ipErr map[string]error
+}
+
+func (f fakeDNS) LookupMX(_ context.Context, d string) ([]resolver.MX, resolver.Result, error) {
+	if err := f.mxErr[d]; err != nil {
+		return nil, resolver.Result{}, err
+	}
+	mx, ok := f.mx[d]
+	if !ok {
+		if _, ok := f.ip[d]; !ok {
+			return nil, resolver.Result{}, fmt.Errorf("%w: %s", resolver.ErrNXDomain, d)
+		}
+	}
+	return mx, resolver.Result{}, nil
+}
+
+func (f fakeDNS) LookupIP(_ context.Context, h string) ([]netip.Addr, resolver.Result, error) {
+	if err := f.ipErr[h]; err != nil {
+		return nil, resolver.Result{}, err
+	}
+	ip, ok := f.ip[h]
+	if !ok {
+		if _, ok := f.mx[h]; !ok {
+			return nil, resolver.Result{}, fmt.Errorf("%w: %s", resolver.ErrNXDomain, h)
+		}
+	}
+	return ip, resolver.Result{}, nil
+}
+
+var (
+	encrypt12 = Requirement{Level: Encrypt, MinTLS: tls.VersionTLS12}
+	verify12  = Requirement{Level: Verify, MinTLS: tls.VersionTLS12}
+	verify13  = Requirement{Level: Verify, MinTLS: tls.VersionTLS13}
+	none      = Requirement{Level: None}
+	addr      = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+)
+
+func TestPlan(t *testing.T) {
+	dns := fakeDNS{
+		mx: map[string][]resolver.MX{
+			"two.example":     {{Host: "mx2.two.example", Pref: 20}, {Host: "MX1.two.example.", Pref: 10}},
+			"null.example":    {{Host: ".", Pref: 0}},
+			"mixed.example":   {{Host: ".", Pref: 0}, {Host: "mx.mixed.example", Pref: 10}},
+			"dup.example":     {{Host: "mx.dup.example", Pref: 10}, {Host: "mx.dup.example", Pref: 20}},
+			"equal.example":   {{Host: "b.equal.example", Pref: 10}, {Host: "a.equal.example", Pref: 10}, {Host: "c.equal.example", Pref: 5}},
+			"partner.example": {{Host: "mx.partner.example", Pref: 10}},
+			"legacy.example":  {{Host: "mx.legacy.example", Pref: 10}},
+			"noaddr.example":  nil,
+		},
+		ip: map[string][]netip.Addr{"implicit.example": addr},
+		mxErr: map[string]error{
+			"servfail.example": fmt.Errorf("%w: MX", resolver.ErrServFail),
+			"timeout.example":  fmt.Errorf("%w: MX", resolver.ErrTimeout),
+		},
+		ipErr: map[string]error{"noaddr-fail.example": fmt.Errorf("%w: A", resolver.ErrServFail)},
+	}
+	dns.mx["noaddr-fail.example"] = nil
+	e := &Engine{
+		DNS:     dns,
+		Default: encrypt12,
+		Overrides: map[string]Requirement{
+			"partner.example": verify13,
+			"legacy.example":  none,
+		},
+		// Reverse equal groups so the test sees that shuffling happened
+		// only within a preference.
+		Shuffle: func(n int, swap func(i, j int)) {
+			for i := 0; i < n/2; i++ {
+				swap(i, n-1-i)
+			}
+		},
+	}
+	tests := []struct {
+		name   string
+		domain string
+		want   Plan
+		err    error
+	}{
+		{"MX by preference, names lowercased, default level", "Two.Example.",
+			Plan{"two.example", SourceDefault, []MX{{Host: "mx1.two.example", Pref: 10, Require: encrypt12}, {Host: "mx2.two.example", Pref: 20, Require: encrypt12}}}, nil},
+		{"equal preference shuffled only among equals", "equal.example",
+			Plan{"equal.example", SourceDefault, []MX{{Host: "c.equal.example", Pref: 5, Require: encrypt12}, {Host: "a.equal.example", Pref: 10, Require: encrypt12}, {Host: "b.equal.example", Pref: 10, Require: encrypt12}}}, nil},
+		{"duplicate MX host kept once at its best preference", "dup.example",
+			Plan{"dup.example", SourceDefault, []MX{{Host: "mx.dup.example", Pref: 10, Require: encrypt12}}}, nil},
+		{"override verify with TLS 1.3 applies to every MX", "partner.example",
+			Plan{"partner.example", SourceOverride, []MX{{Host: "mx.partner.example", Pref: 10, Require: verify13}}}, nil},
+		{"override none is the only plaintext plan", "legacy.example",
+			Plan{"legacy.example", SourceOverride, []MX{{Host: "mx.legacy.example", Pref: 10, Require: none}}}, nil},
+		{"no MX, address present: implicit MX (RFC 5321 5.1)", "implicit.example",
+			Plan{"implicit.example", SourceDefault, []MX{{Host: "implicit.example", Implicit: true, Require: encrypt12}}}, nil},
+		{"null MX (RFC 7505)", "null.example", Plan{}, ErrNullMX},
+		{"null MX beside a real MX is ignored", "mixed.example",
+			Plan{"mixed.example", SourceDefault, []MX{{Host: "mx.mixed.example", Pref: 10, Require: encrypt12}}}, nil},
+		{"NXDOMAIN", "nowhere.example", Plan{}, ErrNoDomain},
+		{"no MX and no address", "noaddr.example", Plan{}, ErrNoMailHost},
+		{"MX SERVFAIL is temporary", "servfail.example", Plan{}, ErrDNS},
+		{"MX timeout is temporary", "timeout.example", Plan{}, ErrDNS},
+		{"implicit MX address SERVFAIL is temporary", "noaddr-fail.example", Plan{}, ErrDNS},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := e.Plan(context.Background(), tc.domain)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("plan\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanShufflesByDefault(t *testing.T) {
+	dns := fakeDNS{mx: map[string][]resolver.MX{"eq.example": {
+		{Host: "a.eq.example", Pref: 10}, {Host: "b.eq.example", Pref: 10}, {Host: "c.eq.example", Pref: 10}}}}
+	e := &Engine{DNS: dns, Default: encrypt12}
+	first := map[string]bool{}
+	for i := 0; i < 200 && len(first) < 3; i++ {
+		p, err := e.Plan(context.Background(), "eq.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[p.MXs[0].Host] = true
+	}
+	if len(first) != 3 {
+		t.Errorf("in 200 plans only %v came first; equal preferences must be randomised", first)
+	}
+}

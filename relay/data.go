@@ -1,0 +1,143 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/message"
+)
+
+// spool reads the body into a Spool behind a Received header, with every
+// bare CR and LF made CRLF.
+func (sess *session) spool(r io.Reader) (*message.Spool, error) {
+	o := sess.s.opts
+	sp := message.NewSpool(o.SpoolDir, o.MemoryBuffer)
+	if _, err := io.WriteString(sp, sess.received()); err != nil {
+		sp.Close()
+		return nil, internalError(err)
+	}
+	w := message.NewCRLFWriter(sp)
+	if _, err := io.Copy(w, r); err != nil {
+		sp.Close()
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return nil, se // 552 message too large
+		}
+		return nil, internalError(err)
+	}
+	if err := w.Close(); err != nil {
+		sp.Close()
+		return nil, internalError(err)
+	}
+	return sp, nil
+}
+
+// Data delivers an SMTP transaction on the downstream transaction opened
+// at RCPT; the reply is the destination's own.
+func (sess *session) Data(r io.Reader) error {
+	sp, err := sess.spool(r)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
+	defer cancel()
+	reply := sess.txn.Data(ctx, sp, sp.EightBit())
+	sess.txn = nil
+	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", sess.route), zap.Int("rcpts", len(sess.rcpt)), zap.Int64("size", sp.Size()), zap.Int("code", reply.Code))
+	return reply
+}
+
+// LMTPData delivers every destination domain of the transaction in
+// parallel and reports one reply per recipient (RFC 2033 §4.2).
+func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	sp, err := sess.spool(r)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
+	defer cancel()
+
+	routes := byRoute(sess.rcpt)
+	sem := make(chan struct{}, sess.s.opts.Parallel)
+	var wg sync.WaitGroup
+	for _, rt := range routes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			replies := sess.deliverRoute(ctx, rt, sp)
+			for i, addr := range rt.addrs {
+				for range rt.count[i] {
+					status.SetStatus(addr, replies[i])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// deliverRoute plans and delivers one destination domain; one reply per
+// distinct address of the route.
+func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spool) []*smtp.SMTPError {
+	plan, err := sess.s.opts.Planner.Plan(ctx, rt.domain)
+	if err != nil {
+		sess.log.Info("no route", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Error(err))
+		reply := planReply(rt.domain, err)
+		out := make([]*smtp.SMTPError, len(rt.addrs))
+		for i := range out {
+			out[i] = reply
+		}
+		return out
+	}
+	res := sess.s.opts.Deliverer.Deliver(ctx, delivery.Request{
+		Plan: plan,
+		Envelope: delivery.Envelope{
+			From: sess.from, EightBit: sp.EightBit(), UTF8: sess.opts.UTF8, Size: sp.Size(),
+		},
+		To:   rt.addrs,
+		Body: sp,
+	})
+	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Int("rcpts", len(rt.addrs)), zap.Int64("size", sp.Size()), zap.Int("code", res.Replies[0].Code))
+	return res.Replies
+}
+
+// route is the distinct recipients of one domain, in RCPT order, with how
+// many times each was given.
+type route struct {
+	domain string
+	addrs  []string
+	count  []int
+}
+
+func byRoute(rcpts []recipient) []route {
+	var out []route
+	index := map[string]int{}
+	for _, r := range rcpts {
+		i, ok := index[r.domain]
+		if !ok {
+			i = len(out)
+			index[r.domain] = i
+			out = append(out, route{domain: r.domain})
+		}
+		rt := &out[i]
+		j := 0
+		for j < len(rt.addrs) && rt.addrs[j] != r.addr {
+			j++
+		}
+		if j == len(rt.addrs) {
+			rt.addrs = append(rt.addrs, r.addr)
+			rt.count = append(rt.count, 0)
+		}
+		rt.count[j]++
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+// Package relay is Caliop's outbound front: SMTP and LMTP listeners
+// (go-smtp) that take mail from the local MTA, check that the client may
+// relay, spool and normalise the body, and hand each destination domain to
+// the delivery engine. Replies upstream are the destination's own
+// (DESIGN.md invariant 1).
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/policy"
+)
+
+// Planner decides how a destination domain is delivered.
+type Planner interface {
+	Plan(ctx context.Context, domain string) (policy.Plan, error)
+}
+
+// Deliverer sends mail downstream: whole (LMTP) or step by step (SMTP).
+type Deliverer interface {
+	Deliver(ctx context.Context, req delivery.Request) delivery.Result
+	Open(ctx context.Context, plan policy.Plan, env delivery.Envelope) (*delivery.Txn, *smtp.SMTPError)
+}
+
+// Options configure a Server. Every outside dependency is a field.
+type Options struct {
+	Hostname string
+	// Trusted networks may relay without authentication.
+	Trusted []netip.Prefix
+	// Users may relay after SMTP AUTH over TLS: name → bcrypt hash.
+	Users map[string]string
+	// TLS enables STARTTLS on the listeners (and so AUTH); nil disables it.
+	TLS             *tls.Config
+	MaxMessageSize  int64
+	MemoryBuffer    int64  // body bytes kept in memory before spilling
+	SpoolDir        string // where bodies spill; "" for the system's
+	DeliveryTimeout time.Duration
+	Parallel        int // destination domains delivered at once per LMTP transaction
+	Planner         Planner
+	Deliverer       Deliverer
+	Log             *zap.Logger
+	Now             func() time.Time
+}
+
+// Server runs the outbound SMTP and LMTP listeners.
+type Server struct {
+	opts     Options
+	smtp     *smtp.Server
+	lmtp     *smtp.Server
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+// New builds a Server; call Serve for each listener.
+func New(o Options) *Server {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Parallel < 1 {
+		o.Parallel = 1
+	}
+	s := &Server{opts: o, sessions: map[*session]struct{}{}}
+	s.smtp, s.lmtp = s.newSMTP(false), s.newSMTP(true)
+	return s
+}
+
+func (s *Server) newSMTP(lmtp bool) *smtp.Server {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return s.newSession(c, lmtp)
+	}))
+	srv.LMTP = lmtp
+	srv.Domain = s.opts.Hostname
+	srv.TLSConfig = s.opts.TLS
+	srv.MaxMessageBytes = s.opts.MaxMessageSize
+	srv.MaxRecipients = 1000
+	srv.EnableSMTPUTF8 = true
+	srv.ReadTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2.7
+	srv.WriteTimeout = time.Minute
+	srv.ErrorLog = zapPrintf{s.opts.Log}
+	return srv
+}
+
+// ServeSMTP accepts SMTP sessions on l until Shutdown.
+func (s *Server) ServeSMTP(l net.Listener) error { return s.serve(s.smtp, l) }
+
+// ServeLMTP accepts LMTP sessions on l until Shutdown.
+func (s *Server) ServeLMTP(l net.Listener) error { return s.serve(s.lmtp, l) }
+
+func (s *Server) serve(srv *smtp.Server, l net.Listener) error {
+	err := srv.Serve(&drainListener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) || s.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops taking sessions (new ones get 421), closes idle sessions
+// with 421, lets transactions in flight finish until ctx ends, then closes
+// what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	idle := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		idle = append(idle, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range idle {
+		sess.closeIfIdle()
+	}
+	errc := make(chan error, 2)
+	for _, srv := range []*smtp.Server{s.smtp, s.lmtp} {
+		go func() { errc <- srv.Shutdown(ctx) }()
+	}
+	var err error
+	for range 2 {
+		if e := <-errc; e != nil && !errors.Is(e, smtp.ErrServerClosed) {
+			err = e
+		}
+	}
+	if err != nil {
+		s.smtp.Close()
+		s.lmtp.Close()
+	}
+	return err
+}
+
+func (s *Server) track(sess *session, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+}
+
+// drainListener answers 421 to connections accepted while draining
+// (RFC 5321 §3.8) instead of handing them to go-smtp.
+type drainListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *drainListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.s.draining.Load() {
+			return c, err
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("421 4.3.2 " + l.s.opts.Hostname + " shutting down, try again later\r\n"))
+		c.Close()
+	}
+}
+
+// zapPrintf adapts zap to go-smtp's ErrorLog.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, v ...any) { z.l.Sugar().Warnf(format, v...) }
+func (z zapPrintf) Println(v ...any)               { z.l.Sugar().Warnln(v...) }

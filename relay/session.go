@@ -1,0 +1,176 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"sync"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/delivery"
+)
+
+// session is one upstream SMTP or LMTP session.
+type session struct {
+	s      *Server
+	conn   *smtp.Conn
+	lmtp   bool
+	remote netip.Addr
+	user   string // authenticated user, "" if none
+	log    *zap.Logger
+
+	mu   sync.Mutex // guards busy against closeIfIdle
+	busy bool       // inside a transaction
+
+	id   string
+	from string
+	opts smtp.MailOptions
+	rcpt []recipient
+	// SMTP mode only: the transaction's route and its downstream side.
+	route string
+	txn   *delivery.Txn
+}
+
+func (s *Server) newSession(c *smtp.Conn, lmtp bool) (smtp.Session, error) {
+	if s.draining.Load() {
+		return nil, errShuttingDown(s.opts.Hostname)
+	}
+	sess := &session{s: s, conn: c, lmtp: lmtp}
+	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
+		sess.remote = ap.Addr().Unmap()
+	}
+	sess.log = s.opts.Log.With(zap.String("client", c.Conn().RemoteAddr().String()), zap.Bool("lmtp", lmtp))
+	s.track(sess, true)
+	return sess, nil
+}
+
+// mayRelay applies DESIGN.md invariant 5: trusted networks or SMTP AUTH.
+func (sess *session) mayRelay() bool {
+	if sess.user != "" {
+		return true
+	}
+	for _, p := range sess.s.opts.Trusted {
+		if p.Contains(sess.remote) {
+			return true
+		}
+	}
+	return false
+}
+
+// Mail starts a transaction if the client may relay.
+func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
+	if sess.s.draining.Load() {
+		return errShuttingDown(sess.s.opts.Hostname)
+	}
+	if !sess.mayRelay() {
+		sess.log.Warn("relay denied", zap.String("from", from))
+		if len(sess.s.opts.Users) > 0 {
+			return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+		}
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
+	}
+	sess.mu.Lock()
+	sess.busy = true
+	sess.mu.Unlock()
+	sess.id = newID()
+	sess.from = from
+	if opts != nil {
+		sess.opts = *opts
+	}
+	return nil
+}
+
+// Rcpt accepts a recipient: in LMTP at once (its reply comes after DATA),
+// in SMTP after the destination MX accepted it.
+func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	r, err := parseRecipient(to)
+	if err != nil {
+		return err
+	}
+	if sess.lmtp {
+		sess.rcpt = append(sess.rcpt, r)
+		return nil
+	}
+	return sess.rcptSMTP(r)
+}
+
+// rcptSMTP fixes the route on the first accepted recipient and passes each
+// recipient of that route to the destination MX.
+func (sess *session) rcptSMTP(r recipient) error {
+	if sess.route != "" && r.domain != sess.route {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + r.domain + " goes in another transaction"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
+	defer cancel()
+	if sess.txn == nil {
+		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain)
+		if err != nil {
+			reply := planReply(r.domain, err)
+			sess.log.Info("no route", zap.String("domain", r.domain), zap.Error(err))
+			return reply
+		}
+		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size}
+		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env)
+		if reply != nil {
+			return reply
+		}
+		sess.txn, sess.route = txn, r.domain
+	}
+	reply := sess.txn.Rcpt(ctx, r.addr)
+	if reply.Code/100 != 2 {
+		return reply
+	}
+	sess.rcpt = append(sess.rcpt, r)
+	return nil
+}
+
+// Reset ends the transaction; while draining, the session too.
+func (sess *session) Reset() {
+	if sess.txn != nil {
+		sess.txn.Close()
+	}
+	sess.from, sess.opts, sess.rcpt, sess.route, sess.txn = "", smtp.MailOptions{}, nil, "", nil
+	sess.mu.Lock()
+	sess.busy = false
+	sess.mu.Unlock()
+	if sess.s.draining.Load() {
+		// go-smtp holds the connection's lock while calling Reset.
+		go sess.conn.Reject()
+	}
+}
+
+// Logout releases the session.
+func (sess *session) Logout() error {
+	if sess.txn != nil {
+		sess.txn.Close()
+		sess.txn = nil
+	}
+	sess.s.track(sess, false)
+	return nil
+}
+
+// closeIfIdle ends a session that is between transactions (Shutdown).
+func (sess *session) closeIfIdle() {
+	sess.mu.Lock()
+	idle := !sess.busy
+	sess.mu.Unlock()
+	if idle {
+		go sess.conn.Reject()
+	}
+}
+
+func errShuttingDown(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: host + " shutting down, try again later"}
+}
+
+func newID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var _ smtp.LMTPSession = (*session)(nil)
+var _ smtp.AuthSession = (*session)(nil)

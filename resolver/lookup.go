@@ -1,0 +1,149 @@
+package resolver
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// errCNAMELoop: the CNAME chain in an answer runs in a circle.
+var errCNAMELoop = errors.New("CNAME loop in answer")
+
+// LookupMX returns the MX records of domain sorted by preference, lowest
+// first (RFC 5321 §5.1), in answer order among equals. Hosts are lowercase
+// without the trailing dot; a null MX (RFC 7505) has Host ".".
+// NODATA gives no records and a nil error.
+func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MX, Result, error) {
+	rrs, res, err := r.lookup(ctx, domain, dns.TypeMX)
+	if err != nil {
+		return nil, res, err
+	}
+	var mxs []MX
+	for _, rr := range rrs {
+		mx := rr.(*dns.MX)
+		mxs = append(mxs, MX{Host: trimDot(strings.ToLower(mx.Mx)), Pref: mx.Preference})
+	}
+	slices.SortStableFunc(mxs, func(a, b MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	return mxs, res, nil
+}
+
+// LookupTXT returns the TXT records of name, each record's strings joined
+// without separator (as RFC 7208 §3.3 and RFC 6376 §3.6.2.2 read them).
+func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+	rrs, res, err := r.lookup(ctx, name, dns.TypeTXT)
+	if err != nil {
+		return nil, res, err
+	}
+	var txts []string
+	for _, rr := range rrs {
+		txts = append(txts, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return txts, res, nil
+}
+
+// LookupIP queries A and AAAA for host in parallel and returns the IPv4
+// addresses, then the IPv6 ones, each in answer order without duplicates.
+//
+// The answer is all or nothing: if either query fails the error is
+// returned even when the other gave addresses, so that no decision (DNSSEC,
+// DANE) rests on half an answer. NXDOMAIN for either wins over other
+// errors. Result.Authentic holds only if both answers were authentic.
+func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Result, error) {
+	var (
+		wg         sync.WaitGroup
+		v4, v6     []dns.RR
+		res4, res6 Result
+		err4, err6 error
+	)
+	wg.Go(func() { v4, res4, err4 = r.lookup(ctx, host, dns.TypeA) })
+	wg.Go(func() { v6, res6, err6 = r.lookup(ctx, host, dns.TypeAAAA) })
+	wg.Wait()
+
+	res := Result{Authentic: res4.Authentic && res6.Authentic}
+	switch {
+	case errors.Is(err4, ErrNXDomain):
+		return nil, res, err4
+	case errors.Is(err6, ErrNXDomain):
+		return nil, res, err6
+	case err4 != nil:
+		return nil, Result{}, err4
+	case err6 != nil:
+		return nil, Result{}, err6
+	}
+
+	var addrs []netip.Addr
+	seen := make(map[netip.Addr]bool)
+	add := func(a netip.Addr, ok bool) {
+		if ok && !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	for _, rr := range v4 {
+		add(netip.AddrFromSlice(rr.(*dns.A).A.To4()))
+	}
+	for _, rr := range v6 {
+		add(netip.AddrFromSlice(rr.(*dns.AAAA).AAAA.To16()))
+	}
+	return addrs, res, nil
+}
+
+// lookup runs Exchange and returns the records of qtype at the end of the
+// CNAME chain.
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
+	resp, res, err := r.Exchange(ctx, name, qtype)
+	if err != nil {
+		return nil, res, err
+	}
+	rrs, err := records(resp.Answer, resp.Question[0].Name, qtype)
+	if err != nil {
+		return nil, Result{}, fmt.Errorf("%w: %s: %w", ErrServFail, describe(resp.Question[0].Name, qtype), err)
+	}
+	return rrs, res, nil
+}
+
+// records returns the records of type qtype in answer owned by the end of
+// the CNAME chain that starts at qname. RFC 1034 §3.6.2: a recursive server
+// returns the chain followed by the records of the canonical name.
+func records(answer []dns.RR, qname string, qtype uint16) ([]dns.RR, error) {
+	name := qname
+	if qtype != dns.TypeCNAME {
+		seen := map[string]bool{strings.ToLower(name): true}
+		for {
+			target, ok := cnameOf(answer, name)
+			if !ok {
+				break
+			}
+			if seen[strings.ToLower(target)] {
+				return nil, errCNAMELoop
+			}
+			seen[strings.ToLower(target)] = true
+			name = target
+		}
+	}
+	var out []dns.RR
+	for _, rr := range answer {
+		h := rr.Header()
+		if h.Rrtype == qtype && h.Class == dns.ClassINET && strings.EqualFold(h.Name, name) {
+			out = append(out, rr)
+		}
+	}
+	return out, nil
+}
+
+// cnameOf returns the target of the CNAME owned by name in answer.
+func cnameOf(answer []dns.RR, name string) (string, bool) {
+	for _, rr := range answer {
+		if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, name) {
+			return c.Target, true
+		}
+	}
+	return "", false
+}
