@@ -119,8 +119,9 @@ func (sess *session) rcptSMTP(r recipient) error {
 		}
 		sess.txn, sess.route = txn, r.domain
 	}
-	reply := sess.txn.Rcpt(ctx, r.addr)
-	if reply.Code/100 != 2 {
+	// go-smtp accepts a recipient only on a nil error, so the MX's
+	// 2xx text cannot be passed on; its refusals are.
+	if reply := sess.txn.Rcpt(ctx, r.addr); reply.Code/100 != 2 {
 		return reply
 	}
 	sess.rcpt = append(sess.rcpt, r)

@@ -1,0 +1,123 @@
+// Command caliop runs the Caliop relay. It only wires: flags, configuration,
+// components, signals.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/relay"
+	"github.com/caliop/relay/resolver"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  caliop serve [--config FILE]   run the relay (embedded defaults without --config)
+  caliop version                 print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version", "--version":
+		fmt.Fprintln(stdout, "caliop", version)
+		return 0
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("config", "", "configuration file (YAML)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		load := func() (*config.Config, error) { return config.Parse(nil) }
+		if *path != "" {
+			load = func() (*config.Config, error) { return config.Load(*path) }
+		}
+		cfg, err := load()
+		if err != nil {
+			fmt.Fprintln(stderr, "caliop:", err)
+			return 2
+		}
+		if err := serve(cfg); err != nil {
+			fmt.Fprintln(stderr, "caliop:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// serve builds the components and runs them until SIGTERM or SIGINT.
+func serve(cfg *config.Config) error {
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout)})
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caliop_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }))
+
+	var tlsCfg *tls.Config
+	if cfg.Outbound.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Outbound.TLS.Cert, cfg.Outbound.TLS.Key)
+		if err != nil {
+			return fmt.Errorf("outbound.tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
+	defer pool.Close()
+	dialer := &net.Dialer{}
+	srv := relay.New(relay.Options{
+		Hostname:        cfg.Hostname,
+		Trusted:         prefixes(cfg.Outbound.TrustedNetworks),
+		Users:           cfg.Outbound.Auth.Users,
+		TLS:             tlsCfg,
+		MaxMessageSize:  int64(cfg.Outbound.MaxMessageSize),
+		MemoryBuffer:    int64(cfg.Outbound.MemoryBuffer),
+		SpoolDir:        "",
+		DeliveryTimeout: time.Duration(cfg.Outbound.DeliveryTimeout),
+		Parallel:        cfg.Outbound.Parallel,
+		Planner:         newEngine(cfg, res),
+		Deliverer: &delivery.Deliverer{
+			Hostname:       cfg.Hostname,
+			DNS:            res,
+			Dial:           dialer.DialContext,
+			Port:           cfg.Outbound.MXPort,
+			ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
+			Pool:           pool,
+			Log:            log.Named("delivery"),
+			Metrics:        delivery.NewMetrics(reg),
+		},
+		Log: log.Named("relay"),
+	})
+	return runAll(cfg, srv, reg, log)
+}
