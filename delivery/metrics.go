@@ -52,3 +52,9 @@ func (m *Metrics) plaintext(domain string) {
 		m.plain.WithLabelValues(domain).Inc()
 	}
 }
+
+// Plaintext is the plaintext-delivery counter of domain, for tests and
+// dashboards' documentation.
+func (m *Metrics) Plaintext(domain string) prometheus.Counter {
+	return m.plain.WithLabelValues(domain)
+}
