@@ -237,7 +237,7 @@ func (c *Config) finish() error {
 
 var typeOfConfig = typeOf[Config]()
 
-var lineRE = regexp.MustCompile(`line (\d+)`)
+var lineRE = regexp.MustCompile(`^line (\d+)`)
 
 // withKey prefixes a yaml decoding error with the key at its line.
 func withKey(err error, lines map[int]string) error {
@@ -248,10 +248,11 @@ func withKey(err error, lines map[int]string) error {
 	}
 	out := make([]string, 0, len(msgs))
 	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
 		if sub := lineRE.FindStringSubmatch(m); sub != nil {
 			n, _ := strconv.Atoi(sub[1])
 			if key, ok := lines[n]; ok {
-				m = key + " (" + strings.TrimPrefix(m, "yaml: ") + ")"
+				m = key + " (" + sub[0] + "):" + strings.TrimPrefix(m, sub[0]+":")
 			}
 		}
 		out = append(out, m)
