@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireComponents skips the test when a real component is missing, or
+// fails it when CALIOP_E2E is set: CI must not skip silently. "root" stands
+// for running as root (Postfix's master must start as root).
+func requireComponents(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	strict := os.Getenv("CALIOP_E2E") != "" && os.Getenv("CALIOP_E2E") != "0"
+	paths := map[string]string{}
+	var missing []string
+	for _, n := range names {
+		if n == "root" {
+			if os.Geteuid() != 0 {
+				missing = append(missing, "root privileges")
+			}
+			continue
+		}
+		p, err := lookPath(n)
+		if err != nil {
+			missing = append(missing, n)
+			continue
+		}
+		paths[n] = p
+	}
+	if len(missing) == 0 {
+		return paths
+	}
+	msg := strings.Join(missing, ", ") + " not available"
+	if !strict {
+		if slices.Contains(missing, "postfix") {
+			t.Skip("postfix not installed; set CALIOP_E2E=1 to require it")
+		}
+		t.Skip(msg + "; set CALIOP_E2E=1 to require it")
+	}
+	t.Fatalf("CALIOP_E2E is set but %s (install with .ci/run)", msg)
+	return nil
+}
+
+// lookPath finds a command on PATH or in the sbin directories, which a
+// non-login root shell may lack on its PATH.
+func lookPath(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
+		c := filepath.Join(dir, name)
+		if st, e := os.Stat(c); e == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return c, nil
+		}
+	}
+	return "", err
+}
+
+// runCmd runs a command with a time bound and returns its combined output.
+func runCmd(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = time.Second
+	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
+// buildCaliop compiles the binary once per test into its temp dir.
+func buildCaliop(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caliop")
+	if err := Build(context.Background(), bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// startCaliop starts Caliop with cfg (DataDir and Metrics filled in if
+// empty), stops it at cleanup (a non-clean exit fails the test), and logs
+// its output if the test failed.
+func startCaliop(t *testing.T, bin string, cfg Config) *Process {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(dir, "data")
+	}
+	if cfg.Metrics == "" {
+		cfg.Metrics = freeAddr(t)
+	}
+	out := &LockedBuffer{Max: 1 << 20}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caliop config:\n%s\ncaliop output:\n%s", cfg.YAML(), out.String())
+		}
+	})
+	p, err := Start(bin, dir, cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(15 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	a, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
