@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testpki"
+)
+
+// TestPostfixLMTPToTLSDestination sends one message through the path
+// DESIGN.md recommends: a real Postfix with
+// default_transport = lmtp:inet:<caliop>, Caliop, and a destination MX
+// that offers STARTTLS. Caliop finds the MX through the fake DNS, must
+// deliver over TLS (outbound.default: encrypt), add its Received header,
+// and answer Postfix 250 only after the MX did, so Postfix's queue empties
+// and the MX holds exactly one copy.
+func TestPostfixLMTPToTLSDestination(t *testing.T) {
+	bin := requireComponents(t, "root", "postfix", "postconf", "postqueue", "swaks")
+	caliop := buildCaliop(t)
+
+	ca := testpki.NewCA(t)
+	mx := mxtest.Start(t, "mx.example.test", ca, mxtest.Behavior{})
+	dns := dnstest.Start(t)
+	dns.Add(
+		"example.test. 60 IN MX 10 mx.example.test.",
+		"mx.example.test. 60 IN A 127.0.0.1",
+	)
+	lmtp := freeAddr(t)
+	proc := startCaliop(t, caliop, Config{
+		Hostname: "relay.test",
+		DNS:      dns.Addr,
+		LMTP:     lmtp,
+		SMTP:     freeAddr(t),
+		MXPort:   port(t, mx.Addr),
+		Default:  "encrypt",
+	})
+
+	pf := startPostfix(t, bin, postfixOptions{Main: []string{
+		"default_transport = lmtp:inet:" + lmtp,
+		"relay_transport = lmtp:inet:" + lmtp,
+		"lmtp_destination_concurrency_limit = 100",
+	}})
+
+	marker := "caliop-e2e-" + randomHex(t)
+	out, err := runCmd(30*time.Second, bin["swaks"],
+		"--server", pf.Smtpd,
+		"--helo", "client.origin.test",
+		"--from", "sender@origin.test",
+		"--to", "rcpt@example.test",
+		"--header", "Subject: "+marker,
+		"--body", "body of "+marker,
+		"--timeout", "20",
+	)
+	if err != nil {
+		t.Fatalf("swaks into postfix: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("postfix did not queue the message:\n%s", out)
+	}
+	queueID := m[1]
+
+	msgs := mx.WaitMessages(t, 1, 30*time.Second)
+	pf.WaitQueueEmpty(t, 30*time.Second)
+	// Postfix logs the LMTP reply it got from Caliop for the recipient.
+	sent := pf.WaitLog(10*time.Second, queueID+": to=<rcpt@example.test>", "relay="+strings.Replace(lmtp, ":", "]:", 1), "status=sent")
+	if sent == "" {
+		t.Errorf("postfix log has no status=sent line for %s via %s", queueID, lmtp)
+	}
+	if bad := pf.WaitLog(0, queueID, "status=deferred"); bad != "" {
+		t.Errorf("postfix deferred the message at least once: %s", bad)
+	}
+
+	// The MX answered 250 before Postfix's queue emptied; anything
+	// stored after this would be a duplicate.
+	msgs = mx.Messages()
+	if len(msgs) != 1 || mx.MailCount() != 1 {
+		t.Fatalf("MX stored %d messages after %d MAIL commands, want exactly 1 of each", len(msgs), mx.MailCount())
+	}
+	got := msgs[0]
+	if got.From != "sender@origin.test" {
+		t.Errorf("MAIL FROM at the MX = %q, want sender@origin.test", got.From)
+	}
+	if !slices.Equal(got.To, []string{"rcpt@example.test"}) {
+		t.Errorf("RCPT TO at the MX = %q, want [rcpt@example.test]", got.To)
+	}
+	if !got.TLS {
+		t.Errorf("message reached the MX without TLS (DESIGN.md invariant 2)")
+	}
+	if got.ServerName != "mx.example.test" {
+		t.Errorf("SNI at the MX = %q, want mx.example.test", got.ServerName)
+	}
+	data := string(got.Data)
+	header, body, ok := strings.Cut(data, "\r\n\r\n")
+	if !ok {
+		t.Fatalf("stored message has no header/body separator:\n%s", data)
+	}
+	if !strings.Contains(header, "\r\nSubject: "+marker+"\r\n") {
+		t.Errorf("stored header lacks Subject: %s:\n%s", marker, header)
+	}
+	if !strings.Contains(body, "body of "+marker) {
+		t.Errorf("stored body lacks the marker:\n%s", body)
+	}
+	received := headerFields(header, "Received")
+	if len(received) < 2 {
+		t.Fatalf("want Caliop's and Postfix's Received headers, got %d:\n%s", len(received), header)
+	}
+	// RFC 5321 §4.4: each hop prepends its trace header, so Caliop's
+	// (the last hop) is first and Postfix's comes next.
+	if !strings.Contains(received[0], "by relay.test (Caliop) with LMTP") {
+		t.Errorf("first Received is not Caliop's LMTP one:\n%s", received[0])
+	}
+	if !strings.Contains(received[0], "from origin.test") {
+		t.Errorf("Caliop's Received does not name Postfix's LHLO origin.test:\n%s", received[0])
+	}
+	if !strings.Contains(received[1], "by origin.test (Postfix)") {
+		t.Errorf("second Received is not Postfix's:\n%s", received[1])
+	}
+	if exited, err := proc.Exited(); exited {
+		t.Errorf("caliop exited during the test: %v", err)
+	}
+}
+
+// headerFields returns the unfolded values of every field named name, in
+// order, from a CRLF message header.
+func headerFields(header, name string) []string {
+	var out []string
+	lines := strings.Split(header, "\r\n")
+	for i := 0; i < len(lines); i++ {
+		k, v, ok := strings.Cut(lines[i], ":")
+		if !ok || !strings.EqualFold(k, name) {
+			continue
+		}
+		for i+1 < len(lines) && (strings.HasPrefix(lines[i+1], " ") || strings.HasPrefix(lines[i+1], "\t")) {
+			i++
+			v += " " + strings.TrimSpace(lines[i])
+		}
+		out = append(out, strings.TrimSpace(v))
+	}
+	return out
+}
+
+func port(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatalf("port of %q: %v", addr, err)
+	}
+	return n
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
