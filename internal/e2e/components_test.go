@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,22 @@ func runCmd(timeout time.Duration, name string, args ...string) (string, error) 
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = time.Second
 	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
+// runStdout runs a command with a time bound and returns its standard
+// output; standard error goes into the error, if any.
+func runStdout(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%s: %w: %s", name, err, stderr.String())
+	}
 	return string(b), err
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,9 +60,11 @@ func startPostfix(t *testing.T, bin map[string]string, o postfixOptions) *postfi
 			t.Fatal(err)
 		}
 	}
-	owner, err := runCmd(10*time.Second, bin["postconf"], "-h", "mail_owner")
+	// The default, not /etc/postfix's value: the Debian package's "No
+	// configuration" install has no main.cf there.
+	owner, err := runStdout(10*time.Second, bin["postconf"], "-c", p.etc, "-d", "-h", "mail_owner")
 	if err != nil {
-		t.Fatalf("postconf -h mail_owner: %v: %s", err, owner)
+		t.Fatalf("postconf -d -h mail_owner: %v: %s", err, owner)
 	}
 	u, err := user.Lookup(strings.TrimSpace(owner))
 	if err != nil {
@@ -193,6 +196,31 @@ func (p *postfixInstance) WaitLog(d time.Duration, parts ...string) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Inject submits a message to the instance's smtpd with swaks, with
+// marker as its Subject and in its body, and returns Postfix's queue ID.
+func (p *postfixInstance) Inject(t *testing.T, from string, to []string, marker string) string {
+	t.Helper()
+	out, err := runCmd(30*time.Second, p.bin["swaks"],
+		"--server", p.Smtpd,
+		"--helo", "client.origin.test",
+		"--from", from,
+		"--to", strings.Join(to, ","),
+		"--header", "Subject: "+marker,
+		"--body", "body of "+marker,
+		"--timeout", "20",
+	)
+	if err != nil {
+		t.Fatalf("swaks into postfix: %v\n%s", err, out)
+	}
+	m := queuedAs.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("postfix did not queue the message:\n%s", out)
+	}
+	return m[1]
+}
+
+var queuedAs = regexp.MustCompile(`250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+)`)
 
 // LogText returns the mail log so far.
 func (p *postfixInstance) LogText() string {

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,55 +23,22 @@ import (
 // and answer Postfix 250 only after the MX did, so Postfix's queue empties
 // and the MX holds exactly one copy.
 func TestPostfixLMTPToTLSDestination(t *testing.T) {
-	bin := requireComponents(t, "root", "postfix", "postconf", "postqueue", "swaks")
-	caliop := buildCaliop(t)
-
-	ca := testpki.NewCA(t)
-	mx := mxtest.Start(t, "mx.example.test", ca, mxtest.Behavior{})
-	dns := dnstest.Start(t)
-	dns.Add(
-		"example.test. 60 IN MX 10 mx.example.test.",
-		"mx.example.test. 60 IN A 127.0.0.1",
-	)
-	lmtp := freeAddr(t)
-	proc := startCaliop(t, caliop, Config{
-		Hostname: "relay.test",
-		DNS:      dns.Addr,
-		LMTP:     lmtp,
-		SMTP:     freeAddr(t),
-		MXPort:   port(t, mx.Addr),
-		Default:  "encrypt",
-	})
-
-	pf := startPostfix(t, bin, postfixOptions{Main: []string{
+	t.Parallel()
+	c := startChain(t, mxtest.Behavior{})
+	mx, lmtp, proc := c.mx, c.lmtp, c.caliop
+	pf := startPostfix(t, c.bin, postfixOptions{Main: []string{
 		"default_transport = lmtp:inet:" + lmtp,
 		"relay_transport = lmtp:inet:" + lmtp,
 		"lmtp_destination_concurrency_limit = 100",
 	}})
 
 	marker := "caliop-e2e-" + randomHex(t)
-	out, err := runCmd(30*time.Second, bin["swaks"],
-		"--server", pf.Smtpd,
-		"--helo", "client.origin.test",
-		"--from", "sender@origin.test",
-		"--to", "rcpt@example.test",
-		"--header", "Subject: "+marker,
-		"--body", "body of "+marker,
-		"--timeout", "20",
-	)
-	if err != nil {
-		t.Fatalf("swaks into postfix: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("postfix did not queue the message:\n%s", out)
-	}
-	queueID := m[1]
+	queueID := pf.Inject(t, "sender@origin.test", []string{"rcpt@example.test"}, marker)
 
 	msgs := mx.WaitMessages(t, 1, 30*time.Second)
 	pf.WaitQueueEmpty(t, 30*time.Second)
 	// Postfix logs the LMTP reply it got from Caliop for the recipient.
-	sent := pf.WaitLog(10*time.Second, queueID+": to=<rcpt@example.test>", "relay="+strings.Replace(lmtp, ":", "]:", 1), "status=sent")
+	sent := pf.WaitLog(10*time.Second, queueID+": to=<rcpt@example.test>", "relay=127.0.0.1[127.0.0.1]:"+strconv.Itoa(port(t, lmtp)), "status=sent")
 	if sent == "" {
 		t.Errorf("postfix log has no status=sent line for %s via %s", queueID, lmtp)
 	}
@@ -128,6 +94,44 @@ func TestPostfixLMTPToTLSDestination(t *testing.T) {
 	if exited, err := proc.Exited(); exited {
 		t.Errorf("caliop exited during the test: %v", err)
 	}
+}
+
+// chain is the part of the path behind Postfix: fake DNS, Caliop with
+// both listeners, and one destination MX server (127.0.0.1, mxtest) that
+// plays the MX of example.test, second.test and origin.test (where
+// Postfix's bounces go), so that one mx_port serves them all.
+type chain struct {
+	bin    map[string]string // real components, by command name
+	dns    *dnstest.Server
+	mx     *mxtest.Server
+	caliop *Process
+	lmtp   string
+	smtp   string
+}
+
+func startChain(t *testing.T, b mxtest.Behavior) *chain {
+	t.Helper()
+	c := &chain{bin: requireComponents(t, "root", "postfix", "postconf", "postqueue", "swaks")}
+	bin := buildCaliop(t)
+	ca := testpki.NewCA(t)
+	c.mx = mxtest.Start(t, "mx.example.test", ca, b)
+	c.dns = dnstest.Start(t)
+	for _, d := range []string{"example.test", "second.test", "origin.test"} {
+		c.dns.Add(
+			d+". 60 IN MX 10 mx."+d+".",
+			"mx."+d+". 60 IN A 127.0.0.1",
+		)
+	}
+	c.lmtp, c.smtp = freeAddr(t), freeAddr(t)
+	c.caliop = startCaliop(t, bin, Config{
+		Hostname: "relay.test",
+		DNS:      c.dns.Addr,
+		LMTP:     c.lmtp,
+		SMTP:     c.smtp,
+		MXPort:   port(t, c.mx.Addr),
+		Default:  "encrypt",
+	})
+	return c
 }
 
 // headerFields returns the unfolded values of every field named name, in
