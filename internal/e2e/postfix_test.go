@@ -35,7 +35,7 @@ func TestPostfixLMTPToTLSDestination(t *testing.T) {
 	marker := "caliop-e2e-" + randomHex(t)
 	queueID := pf.Inject(t, "sender@origin.test", []string{"rcpt@example.test"}, marker)
 
-	msgs := mx.WaitMessages(t, 1, 30*time.Second)
+	mx.WaitMessages(t, 1, 30*time.Second)
 	pf.WaitQueueEmpty(t, 30*time.Second)
 	// Postfix logs the LMTP reply it got from Caliop for the recipient.
 	sent := pf.WaitLog(10*time.Second, queueID+": to=<rcpt@example.test>", "relay=127.0.0.1[127.0.0.1]:"+strconv.Itoa(port(t, lmtp)), "status=sent")
@@ -48,7 +48,7 @@ func TestPostfixLMTPToTLSDestination(t *testing.T) {
 
 	// The MX answered 250 before Postfix's queue emptied; anything
 	// stored after this would be a duplicate.
-	msgs = mx.Messages()
+	msgs := mx.Messages()
 	if len(msgs) != 1 || mx.MailCount() != 1 {
 		t.Fatalf("MX stored %d messages after %d MAIL commands, want exactly 1 of each", len(msgs), mx.MailCount())
 	}
