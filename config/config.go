@@ -42,6 +42,8 @@ type DNS struct {
 	// TrustAD trusts the AD bit from non-loopback servers too.
 	TrustAD bool     `yaml:"trust_ad"`
 	Timeout Duration `yaml:"timeout"`
+	// CacheSize is how many answers are kept for their TTL; 0 keeps none.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // Outbound configures the listeners that take mail from the local MTA and
@@ -139,7 +141,7 @@ func Defaults() *Config {
 	return &Config{
 		Hostname: host,
 		DataDir:  "./caliop-data",
-		DNS:      DNS{Timeout: Duration(5 * time.Second)},
+		DNS:      DNS{Timeout: Duration(5 * time.Second), CacheSize: 10000},
 		Outbound: Outbound{
 			SMTP:            "127.0.0.1:10025",
 			LMTP:            "127.0.0.1:10024",
@@ -213,6 +215,9 @@ func (c *Config) finish() error {
 		if v < 0 || v == 0 && name != "outbound.reuse.idle" {
 			return bad(name, "must be positive")
 		}
+	}
+	if c.DNS.CacheSize < 0 {
+		return bad("dns.cache_size", "%d: must be 0 (no cache) or more", c.DNS.CacheSize)
 	}
 	if o.DeliveryTimeout > Duration(10*time.Minute) {
 		return bad("outbound.delivery_timeout", "%v is longer than an MTA waits for the end of DATA (10m)", time.Duration(o.DeliveryTimeout))

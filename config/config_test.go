@@ -88,6 +88,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"outbound:\n  auth:\n    users: {mta: plain}\n", "outbound.auth.users.mta: not a bcrypt hash"},
 		{"outbound:\n  tls: {cert: /x.pem}\n", "outbound.tls: cert and key go together"},
 		{"dns:\n  servers: [\"dns.example:53\"]\n", `dns.servers[0]: "dns.example" is not an IP address`},
+		{"dns:\n  cache_size: -5\n", "dns.cache_size: -5: must be 0 (no cache) or more"},
 		{"hostname: \"bad host\"\n", `hostname: "bad host" is not a host name`},
 		{"outbound: [1]\n", "outbound (line 1): expected a mapping"},
 		{"key: [unclosed\n", "config: "},

@@ -1,8 +1,8 @@
 package delivery
 
 import (
-	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,11 +25,12 @@ type client struct {
 	ext    map[string]string // EHLO keywords, upper case
 	tls    *tls.ConnectionState
 	proved proof
-	sent   int // messages sent on this connection
+	sent   int  // messages sent on this connection
+	owed   bool // reused: RSET goes ahead of the next MAIL
 }
 
 func newClient(conn net.Conn, host, addr string) *client {
-	return &client{conn: conn, text: textproto.NewConn(conn), host: host, addr: addr}
+	return &client{conn: conn, text: newText(conn), host: host, addr: addr}
 }
 
 // reply reads one (possibly multi-line) reply as an *smtp.SMTPError, the
@@ -175,12 +176,16 @@ func (c *client) send(tx transaction) (outcome, error) {
 func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	var out outcome
 	w := c.text.W
+	c.queueReset()
 	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", tx.from, tx.params)
 	for _, rcpt := range tx.to {
 		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
 	}
 	w.WriteString("DATA\r\n")
 	if err := w.Flush(); err != nil {
+		return out, err
+	}
+	if err := c.resetReply(); err != nil {
 		return out, err
 	}
 	var err error
@@ -220,22 +225,60 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	return out, err
 }
 
-// body sends the message, dot-stuffed (RFC 5321 §4.5.2), and reads the
-// final reply. The body is already CRLF-normalised.
-func (c *client) body(r io.Reader) (*smtp.SMTPError, error) {
-	dw := c.text.DotWriter()
-	bw := bufio.NewWriterSize(dw, 32<<10)
-	if _, err := io.Copy(bw, r); err != nil {
+// mail sends MAIL FROM, with the RSET a reused connection owes ahead of it
+// in the same write, and returns the reply to MAIL.
+func (c *client) mail(from, params string) (*smtp.SMTPError, error) {
+	w := c.text.W
+	c.queueReset()
+	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", from, params)
+	if err := w.Flush(); err != nil {
 		return nil, err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := c.resetReply(); err != nil {
 		return nil, err
 	}
-	if err := dw.Close(); err != nil {
-		return nil, err
-	}
-	c.sent++
 	return c.reply()
+}
+
+// errStale: a reused connection failed its RSET; the server closed it or
+// timed it out while idle. Nothing was sent that counts: the caller
+// retries on a new connection.
+var errStale = errors.New("idle connection went stale")
+
+// owe marks a connection taken from the pool: it must be reset before its
+// next transaction. With PIPELINING the RSET rides in the same write as
+// MAIL (RFC 2920 §3.1), saving a round trip per message; without, it is
+// sent now.
+func (c *client) owe() error {
+	if c.has("PIPELINING") {
+		c.owed = true
+		return nil
+	}
+	return c.reset()
+}
+
+// queueReset writes the owed RSET into the buffer.
+func (c *client) queueReset() {
+	if c.owed {
+		c.text.W.WriteString("RSET\r\n")
+	}
+}
+
+// resetReply reads the reply to a queued RSET; anything but 250 means the
+// connection is no good (errStale).
+func (c *client) resetReply() error {
+	if !c.owed {
+		return nil
+	}
+	c.owed = false
+	r, err := c.reply()
+	if err == nil && r.Code != 250 {
+		err = r
+	}
+	if err != nil {
+		return fmt.Errorf("%w: RSET: %w", errStale, err)
+	}
+	return nil
 }
 
 // reset prepares a cached connection for another transaction.

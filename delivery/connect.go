@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/textproto"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -105,7 +104,7 @@ func (c *client) handshake(name string, req policy.Requirement, cfg *tls.Config)
 		return &stepError{step: "tls", result: tlsrpt.ValidationFailure, err: err}
 	}
 	st := tc.ConnectionState()
-	c.conn, c.text, c.tls = tc, textproto.NewConn(tc), &st
+	c.conn, c.text, c.tls = tc, newText(tc), &st
 	c.proved = proof{level: policy.Encrypt, version: st.Version, cipher: st.CipherSuite}
 	// RFC 3207 §4.2: forget what was learnt before TLS and ask again.
 	if r, err := c.ehlo(name); err != nil || r.Code != 250 {

@@ -132,20 +132,36 @@ func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, try func(poli
 // attempt runs the transaction on one address of one MX. A nil failure
 // means the Result is final.
 func (d *Deliverer) attempt(ctx context.Context, req Request, mx policy.MX, addr string) (Result, *failure) {
+	for fresh := false; ; fresh = true {
+		res, f, stale := d.attemptOn(ctx, req, mx, addr, fresh)
+		if !stale {
+			return res, f
+		}
+	}
+}
+
+// attemptOn is attempt on a pooled connection if there is one (unless
+// fresh), else a new one. stale reports a pooled connection that turned
+// out dead before anything was sent: the caller tries a new one.
+func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, addr string, fresh bool) (_ Result, _ *failure, stale bool) {
 	t0 := d.now()
-	c, key, reused, f := d.acquire(ctx, mx, addr)
+	c, key, reused, f := d.acquire(ctx, mx, addr, fresh)
 	if f != nil {
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
-		return Result{}, f
+		return Result{}, f, false
 	}
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if f := acceptable(req.Envelope, c, mx.Host, addr); f != nil {
 		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
 		d.Pool.put(key, c)
-		return Result{}, f
+		return Result{}, f, false
 	}
 	out, err := c.send(transaction{from: req.From, params: params(req.Envelope, c), to: req.To, body: req.Body.Reader()})
+	if errors.Is(err, errStale) {
+		c.conn.Close()
+		return Result{}, nil, true
+	}
 	res, f := judge(req, mx.Host, addr, out, err)
 	var last *smtp.SMTPError
 	if f != nil {
@@ -162,16 +178,18 @@ func (d *Deliverer) attempt(ctx context.Context, req Request, mx policy.MX, addr
 	if f == nil && firstFinal(res).Code/100 == 2 {
 		d.notePlaintext(req.Plan.Domain, mx.Host, c)
 	}
-	return res, f
+	return res, f, false
 }
 
 // acquire takes an idle connection from the pool or makes a new one that
-// meets mx.Require.
-func (d *Deliverer) acquire(ctx context.Context, mx policy.MX, addr string) (*client, poolKey, bool, *failure) {
-	key := poolKey{addr: addr, host: mx.Host, req: mx.Require}
+// meets mx.Require; fresh skips the pool. reused reports a pooled one.
+func (d *Deliverer) acquire(ctx context.Context, mx policy.MX, addr string, fresh bool) (c *client, key poolKey, reused bool, f *failure) {
+	key = poolKey{addr: addr, host: mx.Host, req: mx.Require}
 	dl, _ := ctx.Deadline()
-	if c := d.Pool.get(key, dl); c != nil {
-		return c, key, true, nil
+	if !fresh {
+		if c := d.Pool.get(key, dl); c != nil {
+			return c, key, true, nil
+		}
 	}
 	c, err := d.connect(ctx, mx.Host, addr, mx.Require)
 	if err != nil {

@@ -33,7 +33,8 @@ type pooled struct {
 	timer *time.Timer
 }
 
-// get returns an idle connection for k, reset and bound to deadline, or nil.
+// get returns an idle connection for k, bound to deadline, or nil. The
+// connection owes an RSET before its next MAIL (client.owe).
 func (p *Pool) get(k poolKey, deadline time.Time) *client {
 	if p == nil {
 		return nil
@@ -52,7 +53,7 @@ func (p *Pool) get(k poolKey, deadline time.Time) *client {
 			continue // the timer is closing it
 		}
 		e.c.conn.SetDeadline(deadline)
-		if err := e.c.reset(); err != nil {
+		if err := e.c.owe(); err != nil {
 			e.c.conn.Close()
 			continue
 		}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -32,30 +33,41 @@ type Txn struct {
 func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope) (*Txn, *smtp.SMTPError) {
 	var t *Txn
 	fail := d.tryEach(ctx, plan, func(mx policy.MX, addr string) *failure {
-		var f *failure
-		t, f = d.open(ctx, plan, env, mx, addr)
-		return f
+		for fresh := false; ; fresh = true {
+			var f *failure
+			var stale bool
+			t, f, stale = d.open(ctx, plan, env, mx, addr, fresh)
+			if !stale {
+				return f
+			}
+		}
 	})
 	return t, fail
 }
 
-func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, mx policy.MX, addr string) (*Txn, *failure) {
+// open sends MAIL on a connection to addr: a pooled one unless fresh.
+// stale reports a pooled connection found dead; nothing was sent.
+func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, mx policy.MX, addr string, fresh bool) (_ *Txn, _ *failure, stale bool) {
 	t0 := d.now()
 	req := Request{Plan: plan, Envelope: env}
-	c, key, reused, f := d.acquire(ctx, mx, addr)
+	c, key, reused, f := d.acquire(ctx, mx, addr, fresh)
 	if f != nil {
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
-		return nil, f
+		return nil, f, false
 	}
 	if f := acceptable(env, c, mx.Host, addr); f != nil {
 		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
 		d.Pool.put(key, c)
-		return nil, f
+		return nil, f, false
 	}
 	t := &Txn{d: d, c: c, key: key, mx: mx, plan: plan, env: env, start: t0}
 	stop := t.bind(ctx)
-	r, err := c.cmd("MAIL FROM:<%s>%s", env.From, params(env, c))
+	r, err := c.mail(env.From, params(env, c))
 	stop()
+	if errors.Is(err, errStale) {
+		c.conn.Close()
+		return nil, nil, true
+	}
 	_, jf := judge(req, mx.Host, addr, outcome{mail: r}, err)
 	if jf != nil {
 		d.logAttempt(req, mx, addr, c, jf.reply(), t0, reused)
@@ -64,9 +76,9 @@ func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, mx
 		} else {
 			d.Pool.put(key, c)
 		}
-		return nil, jf
+		return nil, jf, false
 	}
-	return t, nil
+	return t, nil, false
 }
 
 // bind makes ctx's end interrupt the connection.
@@ -125,7 +137,13 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 	return reply
 }
 
+// data sends the body: as one BDAT chunk when the MX offers CHUNKING
+// (RFC 3030 §2), one round trip instead of DATA's two.
 func (t *Txn) data(body Body) *smtp.SMTPError {
+	if t.c.has("CHUNKING") {
+		r, err := t.c.bdat(body.Reader(), body.Size())
+		return t.ended(r, err, "BDAT")
+	}
 	r, err := t.c.cmd("DATA")
 	if err != nil {
 		t.broken = true
@@ -135,6 +153,11 @@ func (t *Txn) data(body Body) *smtp.SMTPError {
 		return said(t.failure(), r, "DATA")
 	}
 	r, err = t.c.body(body.Reader())
+	return t.ended(r, err, "end of DATA")
+}
+
+// ended turns the final reply to a message into the upstream reply.
+func (t *Txn) ended(r *smtp.SMTPError, err error, step string) *smtp.SMTPError {
 	if err != nil {
 		t.broken = true
 		return t.lost()
@@ -142,7 +165,7 @@ func (t *Txn) data(body Body) *smtp.SMTPError {
 	if r.Code/100 == 2 {
 		t.d.notePlaintext(t.plan.Domain, t.mx.Host, t.c)
 	}
-	return said(t.failure(), r, "end of DATA")
+	return said(t.failure(), r, step)
 }
 
 // Close abandons the transaction (RSET) and releases the connection.

@@ -161,6 +161,36 @@ func TestConnectionReuse(t *testing.T) {
 	}
 }
 
+// TestStaleConnection checks that a pooled connection the MX closed while
+// idle costs nothing: the message goes out on a new connection to the same
+// MX, through both listeners.
+func TestStaleConnection(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	mx := w.mx("mx.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx.example.test")
+	send := []func() string{
+		func() string { return lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)[0] },
+		func() string { _, r := transact(t, w.smtp, []string{"a@example.test"}, simpleBody); return r },
+	}
+	for i, f := range send {
+		if r := f(); !strings.HasPrefix(r, "250") {
+			t.Fatalf("message %d before the close: %q", i, r)
+		}
+		mx.CloseConnections()
+		if r := f(); !strings.HasPrefix(r, "250 2.0.0") || !strings.Contains(r, "mx.example.test [127.0.1.1] said") {
+			t.Fatalf("message %d after the MX closed the idle connection: %q", i, r)
+		}
+	}
+	// LMTP: first connection, closed, second; SMTP reuses the second,
+	// closed, third.
+	if n := mx.Connections(); n != 3 {
+		t.Errorf("%d connections, want 3 (each stale one replaced once)", n)
+	}
+	if n := len(mx.Messages()); n != 4 {
+		t.Errorf("%d messages stored, want 4", n)
+	}
+}
+
 func TestDeliveryTimeout(t *testing.T) {
 	w := newWorld(t, worldOpts{timeout: time.Second})
 	w.mx("mx.example.test", mxtest.Behavior{Delay: 5 * time.Second})

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,23 +41,28 @@ func transact(t *testing.T, addr string, rcpts []string, body string) ([]string,
 
 const simpleBody = "Subject: hello\r\n\r\nHello there.\r\n"
 
+type mxSpec struct {
+	name string
+	b    func(t *testing.T, ca *testpki.CA) mxtest.Behavior
+}
+
+// smtpDestinationCase is one destination behaviour seen through the SMTP
+// listener.
+type smtpDestinationCase struct {
+	name      string
+	overrides map[string]policy.Requirement
+	mxs       []mxSpec
+	rcpts     []string
+	wantRcpt  []string // reply prefixes
+	wantData  string
+	wantMail  []int // MAIL FROM count per MX
+	wantMsgs  []int // stored messages per MX
+}
+
 func TestSMTPDestinations(t *testing.T) {
 	verify := map[string]policy.Requirement{"example.test": {Level: policy.Verify, MinTLS: 0x0303}}
-	type mxSpec struct {
-		name string
-		b    func(t *testing.T, ca *testpki.CA) mxtest.Behavior
-	}
 	plain := func(*testing.T, *testpki.CA) mxtest.Behavior { return mxtest.Behavior{} }
-	tests := []struct {
-		name      string
-		overrides map[string]policy.Requirement
-		mxs       []mxSpec
-		rcpts     []string
-		wantRcpt  []string // reply prefixes
-		wantData  string
-		wantMail  []int // MAIL FROM count per MX
-		wantMsgs  []int // stored messages per MX
-	}{
+	tests := []smtpDestinationCase{
 		{
 			name:     "accepting MX gets the message over TLS",
 			mxs:      []mxSpec{{"mx1.example.test", plain}},
@@ -170,35 +177,50 @@ func TestSMTPDestinations(t *testing.T) {
 			wantMail: []int{1}, wantMsgs: []int{0},
 		},
 	}
+	// Each case runs against MXs that offer CHUNKING, where the body goes
+	// as one BDAT (RFC 3030), and against MXs that do not (DATA).
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			w := newWorld(t, worldOpts{overrides: tc.overrides})
-			var servers []*mxtest.Server
-			var names []string
-			for _, m := range tc.mxs {
-				servers = append(servers, w.mx(m.name, m.b(t, w.ca)))
-				names = append(names, m.name)
-			}
-			w.domain("example.test", names...)
-			rcptReplies, dataReply := transact(t, w.smtp, tc.rcpts, simpleBody)
-			for i, want := range tc.wantRcpt {
-				if !strings.HasPrefix(rcptReplies[i], want) {
-					t.Errorf("RCPT %s → %q, want %q", tc.rcpts[i], rcptReplies[i], want)
-				}
-			}
-			if !strings.HasPrefix(dataReply, tc.wantData) || tc.wantData == "" && dataReply != "" {
-				t.Errorf("end of DATA → %q, want %q", dataReply, tc.wantData)
-			}
-			for i, s := range servers {
-				if got := s.MailCount(); got != tc.wantMail[i] {
-					t.Errorf("%s saw MAIL FROM %d times, want %d", s.Name, got, tc.wantMail[i])
-				}
-				if got := len(s.Messages()); got != tc.wantMsgs[i] {
-					t.Errorf("%s stored %d messages, want %d", s.Name, got, tc.wantMsgs[i])
-				}
-			}
-		})
+		for _, chunking := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/chunking=%v", tc.name, chunking), func(t *testing.T) {
+				t.Parallel()
+				testSMTPDestination(t, tc, chunking)
+			})
+		}
+	}
+}
+
+func testSMTPDestination(t *testing.T, tc smtpDestinationCase, chunking bool) {
+	w := newWorld(t, worldOpts{overrides: tc.overrides})
+	var servers []*mxtest.Server
+	var names []string
+	for _, m := range tc.mxs {
+		b := m.b(t, w.ca)
+		if !chunking {
+			b.HideExtensions = append(b.HideExtensions, "CHUNKING")
+		}
+		servers = append(servers, w.mx(m.name, b))
+		names = append(names, m.name)
+	}
+	w.domain("example.test", names...)
+	rcptReplies, dataReply := transact(t, w.smtp, tc.rcpts, simpleBody)
+	for i, want := range tc.wantRcpt {
+		if !strings.HasPrefix(rcptReplies[i], want) {
+			t.Errorf("RCPT %s → %q, want %q", tc.rcpts[i], rcptReplies[i], want)
+		}
+	}
+	if !strings.HasPrefix(dataReply, tc.wantData) || tc.wantData == "" && dataReply != "" {
+		t.Errorf("end of DATA → %q, want %q", dataReply, tc.wantData)
+	}
+	for i, s := range servers {
+		if got := s.MailCount(); got != tc.wantMail[i] {
+			t.Errorf("%s saw MAIL FROM %d times, want %d", s.Name, got, tc.wantMail[i])
+		}
+		if got := len(s.Messages()); got != tc.wantMsgs[i] {
+			t.Errorf("%s stored %d messages, want %d", s.Name, got, tc.wantMsgs[i])
+		}
+		if bdat := slices.ContainsFunc(s.Commands(), func(c string) bool { return strings.HasPrefix(c, "BDAT ") }); bdat && !chunking {
+			t.Errorf("%s got BDAT without offering CHUNKING", s.Name)
+		}
 	}
 }
 
@@ -207,11 +229,32 @@ func leaf(t *testing.T, ca *testpki.CA, o testpki.LeafOptions) *tlsCert {
 	return &c
 }
 
+// TestSMTPDeliveredBytes checks the envelope and the bytes stored, with the
+// body sent as BDAT to an MX offering CHUNKING and dot-stuffed after DATA
+// to one that does not.
 func TestSMTPDeliveredBytes(t *testing.T) {
+	for _, tc := range []struct {
+		hide    []string
+		command string // the command that carried the body
+	}{
+		{nil, "BDAT "},
+		{[]string{"CHUNKING"}, "DATA"},
+	} {
+		t.Run(strings.TrimSpace(tc.command), func(t *testing.T) {
+			t.Parallel()
+			mx := testSMTPDeliveredBytes(t, mxtest.Behavior{HideExtensions: tc.hide})
+			if !slices.ContainsFunc(mx.Commands(), func(c string) bool { return strings.HasPrefix(c, tc.command) }) {
+				t.Errorf("MX commands %q lack %q", mx.Commands(), tc.command)
+			}
+		})
+	}
+}
+
+func testSMTPDeliveredBytes(t *testing.T, b mxtest.Behavior) *mxtest.Server {
 	w := newWorld(t, worldOpts{})
-	mx := w.mx("mx1.example.test", mxtest.Behavior{})
+	mx := w.mx("mx1.example.test", b)
 	w.domain("example.test", "mx1.example.test")
-	_, reply := transact(t, w.smtp, []string{"a@example.test", "b@example.test"}, "Subject: x\r\n\r\n..dot-stuffed line\r\nend\r\n")
+	_, reply := transact(t, w.smtp, []string{"a@example.test", "b@example.test"}, "Subject: x\r\n\r\n..dot-stuffed line\r\n\r\n..\r\nend\r\n")
 	if !strings.HasPrefix(reply, "250") {
 		t.Fatalf("DATA → %q", reply)
 	}
@@ -226,13 +269,14 @@ func TestSMTPDeliveredBytes(t *testing.T) {
 	if m.TLSVersion < 0x0303 {
 		t.Errorf("TLS version %x below 1.2", m.TLSVersion)
 	}
-	want := "Subject: x\r\n\r\n.dot-stuffed line\r\nend\r\n"
+	want := "Subject: x\r\n\r\n.dot-stuffed line\r\n\r\n.\r\nend\r\n"
 	if !bytes.HasSuffix(m.Data, []byte(want)) {
 		t.Errorf("body %q does not end with %q", m.Data, want)
 	}
 	if !bytes.HasPrefix(m.Data, []byte("Received: from mta.test ([127.0.0.1])\r\n\tby relay.test (Caliop) with ESMTP id ")) || bytes.Count(m.Data, []byte("Received:")) != 1 {
 		t.Errorf("missing or wrong Received header: %q", m.Data)
 	}
+	return mx
 }
 
 func TestSMTPSecondRouteGets452(t *testing.T) {

@@ -21,11 +21,38 @@ const ednsUDPSize = 1232
 // ErrNXDomain, so a caller can still check Result.Authentic (an
 // authenticated denial). Otherwise the message is nil and the error wraps
 // ErrServFail or ErrTimeout. The CNAME chain, if any, is left in the answer.
+// The message is the caller's own to modify.
 func (r *Resolver) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, Result, error) {
+	resp, res, err := r.exchange(ctx, name, qtype)
+	if resp != nil {
+		resp = resp.Copy()
+	}
+	return resp, res, err
+}
+
+// exchange is Exchange through the cache; the message it returns may be
+// shared and must not be modified.
+func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, Result, error) {
 	fqdn, err := canonical(name)
 	if err != nil {
 		return nil, Result{}, err
 	}
+	if r.cache == nil {
+		return r.ask(ctx, fqdn, qtype)
+	}
+	k := cacheKey{fqdn, qtype}
+	if e, ok := r.cache.get(k); ok {
+		return e.msg, e.res, e.err
+	}
+	resp, res, err := r.ask(ctx, fqdn, qtype)
+	if resp != nil {
+		r.cache.put(k, cacheEntry{msg: resp, res: res, err: err})
+	}
+	return resp, res, err
+}
+
+// ask sends the query to each server in turn until one gives an answer.
+func (r *Resolver) ask(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, Result, error) {
 	desc := describe(fqdn, qtype)
 	var causes []error
 	allTimeouts := true

@@ -98,7 +98,7 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Res
 // lookup runs Exchange and returns the records of qtype at the end of the
 // CNAME chain.
 func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
-	resp, res, err := r.Exchange(ctx, name, qtype)
+	resp, res, err := r.exchange(ctx, name, qtype)
 	if err != nil {
 		return nil, res, err
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	Servers []string      // "host:port" with an IP host; tried in order
 	TrustAD bool          // trust the AD bit from non-loopback servers too
 	Timeout time.Duration // per attempt per server; DefaultTimeout if zero
+	// CacheSize is how many answers are kept for their TTL; 0 keeps none.
+	CacheSize int
+	Now       func() time.Time // the cache's clock; time.Now if nil
 }
 
 // Resolver sends queries to the configured servers. It is safe for
@@ -63,6 +66,7 @@ type Config struct {
 type Resolver struct {
 	servers []server
 	timeout time.Duration
+	cache   *cache // nil: every lookup asks a server
 }
 
 // server is one configured upstream.
@@ -80,7 +84,13 @@ func New(cfg Config) (*Resolver, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("resolver: negative timeout %v", cfg.Timeout)
 	}
+	if cfg.CacheSize < 0 {
+		return nil, fmt.Errorf("resolver: negative cache size %d", cfg.CacheSize)
+	}
 	r := &Resolver{timeout: cfg.Timeout}
+	if cfg.CacheSize > 0 {
+		r.cache = newCache(cfg.CacheSize, cfg.Now)
+	}
 	if r.timeout == 0 {
 		r.timeout = DefaultTimeout
 	}

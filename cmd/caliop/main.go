@@ -77,7 +77,7 @@ func serve(cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout)})
+	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout), CacheSize: cfg.DNS.CacheSize})
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}

@@ -81,7 +81,7 @@ func TestDNSAnswers(t *testing.T) {
 			}
 		}
 	}
-	if n := s.Queries()["MX bench.test."]; n != 2 {
+	if n := queryCounts(s.Queries())["MX bench.test."]; n != 2 {
 		t.Errorf("counted %d MX queries for bench.test., want 2", n)
 	}
 }

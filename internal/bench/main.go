@@ -212,7 +212,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		Via:     via,
 		RSS:     rss,
 		Sink:    sk.Counts(),
-		DNS:     dns.Queries(),
+		DNS:     queryCounts(dns.Queries()),
 	})
 	if err := proc.Stop(10 * time.Second); err != nil {
 		return err

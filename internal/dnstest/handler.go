@@ -2,6 +2,7 @@ package dnstest
 
 import (
 	"net"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -51,6 +52,13 @@ func (s *Server) answer(req *dns.Msg, udp bool) (resp *dns.Msg, ok bool) {
 	rcode, answer, names := s.resolve(k.name, q.Qtype)
 	resp.Rcode = rcode
 	resp.Answer = answer
+	if rcode == dns.RcodeNameError || !hasType(answer, q.Qtype) {
+		// RFC 2308 §3: a negative answer carries the zone's SOA, if the
+		// test added one, so that it may be cached.
+		if soa := s.soaFor(names[len(names)-1]); soa != nil {
+			resp.Ns = []dns.RR{soa}
+		}
+	}
 	// RFC 6840 §5.8: AD only for a query that asked for it (DO or AD),
 	// and only if every name in the chain validated.
 	if req.AuthenticatedData || req.IsEdns0() != nil && req.IsEdns0().Do() {
@@ -98,6 +106,35 @@ func (s *Server) authentic(names []string) bool {
 		}
 	}
 	return true
+}
+
+// soaFor returns a copy of the SOA record owned by name or its closest
+// ancestor that has one, or nil.
+func (s *Server) soaFor(name string) dns.RR {
+	for {
+		for _, rr := range s.records[name] {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				return dns.Copy(rr)
+			}
+		}
+		if name == "." {
+			return nil
+		}
+		i := strings.IndexByte(name, '.')
+		name = name[i+1:]
+		if name == "" {
+			name = "."
+		}
+	}
+}
+
+func hasType(rrs []dns.RR, qtype uint16) bool {
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == qtype {
+			return true
+		}
+	}
+	return false
 }
 
 func cnameIn(rrs []dns.RR) *dns.CNAME {

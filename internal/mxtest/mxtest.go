@@ -154,15 +154,7 @@ func (s *Server) stop(t testing.TB, srv *smtp.Server, l *listener, served <-chan
 		t.Errorf("mxtest: %s: accept loop did not stop", s.Name)
 	}
 	close(s.done)
-	s.mu.Lock()
-	open := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		open = append(open, c)
-	}
-	s.mu.Unlock()
-	for _, c := range open {
-		c.Close()
-	}
+	s.CloseConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); ctx.Err() != nil {
@@ -187,6 +179,20 @@ func (s *Server) MailCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mailCount
+}
+
+// CloseConnections closes every open connection without a word, as a
+// server does when an idle client outstays its timeout.
+func (s *Server) CloseConnections() {
+	s.mu.Lock()
+	open := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
 }
 
 // Connections returns how many TCP connections the server accepted.

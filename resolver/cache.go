@@ -1,0 +1,130 @@
+package resolver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// MaxCacheTTL bounds how long any answer is kept, whatever its TTL, so that
+// a changed MX or policy record is seen within the hour.
+const MaxCacheTTL = time.Hour
+
+// cache keeps answers for their TTL (RFC 1035 §3.2.1, RFC 2181 §8):
+// positive answers for the smallest TTL in the answer section, NXDOMAIN and
+// NODATA for the SOA's negative TTL (RFC 2308 §5). Server failures and
+// timeouts are never kept, nor is an answer whose TTL is zero. The cache is
+// bounded: when full, expired entries are dropped first, then arbitrary
+// ones.
+type cache struct {
+	max int
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	name  string // canonical FQDN
+	qtype uint16
+}
+
+// cacheEntry is one kept answer: the message (never modified once stored),
+// its Result and, for NXDOMAIN, the error Exchange returned.
+type cacheEntry struct {
+	msg     *dns.Msg
+	res     Result
+	err     error
+	expires time.Time
+}
+
+func newCache(max int, now func() time.Time) *cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &cache{max: max, now: now, entries: make(map[cacheKey]cacheEntry)}
+}
+
+// get returns the kept answer for k, if any and not expired.
+func (c *cache) get(k cacheKey) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		return cacheEntry{}, false
+	}
+	if !c.now().Before(e.expires) {
+		delete(c.entries, k)
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+// put keeps e.msg for its TTL; an answer with no usable TTL is not kept.
+func (c *cache) put(k cacheKey, e cacheEntry) {
+	ttl := answerTTL(e.msg)
+	if ttl <= 0 {
+		return
+	}
+	now := c.now()
+	e.expires = now.Add(min(ttl, MaxCacheTTL))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
+		c.evict(now)
+	}
+	c.entries[k] = e
+}
+
+// evict makes room for one entry: every expired entry goes, or if none had
+// expired, one arbitrary entry. Called with mu held.
+func (c *cache) evict(now time.Time) {
+	removed := false
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, k)
+			removed = true
+		}
+	}
+	if removed {
+		return
+	}
+	for k := range c.entries {
+		delete(c.entries, k)
+		return
+	}
+}
+
+// answerTTL is how long msg may be kept: the smallest TTL of the answer
+// section for a positive answer; for NXDOMAIN or NODATA the smaller of the
+// SOA record's TTL and its MINIMUM field (RFC 2308 §5), and zero if the
+// authority section holds no SOA (RFC 2308 §5: such an answer is not
+// cached).
+func answerTTL(msg *dns.Msg) time.Duration {
+	if msg.Rcode == dns.RcodeSuccess && len(msg.Answer) > 0 && hasData(msg) {
+		ttl := msg.Answer[0].Header().Ttl
+		for _, rr := range msg.Answer[1:] {
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+		return time.Duration(ttl) * time.Second
+	}
+	for _, rr := range msg.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+		}
+	}
+	return 0
+}
+
+// hasData reports whether the answer holds records of the asked type, not
+// only a CNAME chain leading to nothing (which is NODATA for the target).
+func hasData(msg *dns.Msg) bool {
+	qtype := msg.Question[0].Qtype
+	for _, rr := range msg.Answer {
+		if rr.Header().Rrtype == qtype {
+			return true
+		}
+	}
+	return false
+}
