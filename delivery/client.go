@@ -240,6 +240,36 @@ func (c *client) mail(from, params string) (*smtp.SMTPError, error) {
 	return c.reply()
 }
 
+// mailRcpt sends MAIL FROM and a first RCPT TO, in one write with the
+// owed RSET under PIPELINING (RFC 2920 §3.1), one after the other without.
+// rcpt is nil when MAIL was refused or the connection broke before.
+func (c *client) mailRcpt(from, params, to string) (mail, rcpt *smtp.SMTPError, err error) {
+	if !c.has("PIPELINING") {
+		if mail, err = c.mail(from, params); err != nil || mail.Code != 250 {
+			return mail, nil, err
+		}
+		rcpt, err = c.cmd("RCPT TO:<%s>", to)
+		return mail, rcpt, err
+	}
+	w := c.text.W
+	c.queueReset()
+	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\n", from, params, to)
+	if err := w.Flush(); err != nil {
+		return nil, nil, err
+	}
+	if err := c.resetReply(); err != nil {
+		return nil, nil, err
+	}
+	if mail, err = c.reply(); err != nil {
+		return nil, nil, err
+	}
+	rcpt, err = c.reply()
+	if mail.Code != 250 {
+		return mail, nil, err // the RCPT reply is a 503 of no interest
+	}
+	return mail, rcpt, err
+}
+
 // errStale: a reused connection failed its RSET; the server closed it or
 // timed it out while idle. Nothing was sent that counts: the caller
 // retries on a new connection.

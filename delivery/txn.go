@@ -29,56 +29,65 @@ type Txn struct {
 }
 
 // Open finds an MX of plan that passes its requirement and accepts MAIL
-// FROM. The reply is nil on success.
-func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope) (*Txn, *smtp.SMTPError) {
+// FROM, and gives it the first recipient, to. On success it returns the
+// transaction and the MX's reply to that RCPT (which may be a refusal);
+// otherwise no transaction and the reply that sums up the failures.
+func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to string) (*Txn, *smtp.SMTPError) {
 	var t *Txn
+	var rcpt *smtp.SMTPError
 	fail := d.tryEach(ctx, plan, func(mx policy.MX, addr string) *failure {
 		for fresh := false; ; fresh = true {
 			var f *failure
 			var stale bool
-			t, f, stale = d.open(ctx, plan, env, mx, addr, fresh)
+			t, rcpt, f, stale = d.open(ctx, plan, env, to, mx, addr, fresh)
 			if !stale {
 				return f
 			}
 		}
 	})
-	return t, fail
+	if fail != nil {
+		return nil, fail
+	}
+	return t, rcpt
 }
 
-// open sends MAIL on a connection to addr: a pooled one unless fresh.
-// stale reports a pooled connection found dead; nothing was sent.
-func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, mx policy.MX, addr string, fresh bool) (_ *Txn, _ *failure, stale bool) {
+// open sends MAIL and the first RCPT on a connection to addr: a pooled one
+// unless fresh. stale reports a pooled connection found dead; nothing was
+// sent.
+func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to string, mx policy.MX, addr string, fresh bool) (_ *Txn, rcpt *smtp.SMTPError, _ *failure, stale bool) {
 	t0 := d.now()
 	req := Request{Plan: plan, Envelope: env}
 	c, key, reused, f := d.acquire(ctx, mx, addr, fresh)
 	if f != nil {
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
-		return nil, f, false
+		return nil, nil, f, false
 	}
 	if f := acceptable(env, c, mx.Host, addr); f != nil {
 		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
 		d.Pool.put(key, c)
-		return nil, f, false
+		return nil, nil, f, false
 	}
 	t := &Txn{d: d, c: c, key: key, mx: mx, plan: plan, env: env, start: t0}
 	stop := t.bind(ctx)
-	r, err := c.mail(env.From, params(env, c))
+	r, rr, err := c.mailRcpt(env.From, params(env, c), to)
 	stop()
 	if errors.Is(err, errStale) {
 		c.conn.Close()
-		return nil, nil, true
+		return nil, nil, nil, true
+	}
+	if r != nil && r.Code == 250 {
+		// MAIL was accepted: the MX is the one; what follows is its
+		// answer for the recipient, or a lost connection.
+		return t, t.rcptReply(to, rr, err), nil, false
 	}
 	_, jf := judge(req, mx.Host, addr, outcome{mail: r}, err)
-	if jf != nil {
-		d.logAttempt(req, mx, addr, c, jf.reply(), t0, reused)
-		if err != nil {
-			c.conn.Close()
-		} else {
-			d.Pool.put(key, c)
-		}
-		return nil, jf, false
+	d.logAttempt(req, mx, addr, c, jf.reply(), t0, reused)
+	if err != nil {
+		c.conn.Close()
+	} else {
+		d.Pool.put(key, c)
 	}
-	return t, nil, false
+	return nil, nil, jf, false
 }
 
 // bind makes ctx's end interrupt the connection.
@@ -99,6 +108,11 @@ func (t *Txn) Rcpt(ctx context.Context, to string) *smtp.SMTPError {
 	}
 	defer t.bind(ctx)()
 	r, err := t.c.cmd("RCPT TO:<%s>", to)
+	return t.rcptReply(to, r, err)
+}
+
+// rcptReply records the MX's reply to RCPT TO:<to> and names the MX in it.
+func (t *Txn) rcptReply(to string, r *smtp.SMTPError, err error) *smtp.SMTPError {
 	if err != nil {
 		t.broken = true
 		return t.lost()

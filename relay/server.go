@@ -30,7 +30,7 @@ type Planner interface {
 // Deliverer sends mail downstream: whole (LMTP) or step by step (SMTP).
 type Deliverer interface {
 	Deliver(ctx context.Context, req delivery.Request) delivery.Result
-	Open(ctx context.Context, plan policy.Plan, env delivery.Envelope) (*delivery.Txn, *smtp.SMTPError)
+	Open(ctx context.Context, plan policy.Plan, env delivery.Envelope, to string) (*delivery.Txn, *smtp.SMTPError)
 }
 
 // Options configure a Server. Every outside dependency is a field.

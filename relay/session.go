@@ -113,15 +113,22 @@ func (sess *session) rcptSMTP(r recipient) error {
 			return reply
 		}
 		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size}
-		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env)
-		if reply != nil {
+		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env, r.addr)
+		if txn == nil {
 			return reply
 		}
 		sess.txn, sess.route = txn, r.domain
+		return sess.accepted(r, reply)
 	}
-	// go-smtp accepts a recipient only on a nil error, so the MX's
-	// 2xx text cannot be passed on; its refusals are.
-	if reply := sess.txn.Rcpt(ctx, r.addr); reply.Code/100 != 2 {
+	return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
+}
+
+// accepted records r if the MX's reply to it is positive, and returns the
+// reply for the client: nil for success, since go-smtp accepts a recipient
+// only on a nil error (so the MX's 2xx text cannot be passed on; its
+// refusals are).
+func (sess *session) accepted(r recipient, reply *smtp.SMTPError) error {
+	if reply.Code/100 != 2 {
 		return reply
 	}
 	sess.rcpt = append(sess.rcpt, r)

@@ -177,27 +177,28 @@ func TestSMTPDestinations(t *testing.T) {
 			wantMail: []int{1}, wantMsgs: []int{0},
 		},
 	}
-	// Each case runs against MXs that offer CHUNKING, where the body goes
-	// as one BDAT (RFC 3030), and against MXs that do not (DATA).
+	// Each case runs against MXs that offer everything (RSET, MAIL and the
+	// first RCPT pipelined, the body as one BDAT, RFC 3030), against MXs
+	// without CHUNKING (DATA), and without PIPELINING either (one command
+	// at a time).
 	for _, tc := range tests {
-		for _, chunking := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/chunking=%v", tc.name, chunking), func(t *testing.T) {
+		for _, hide := range [][]string{nil, {"CHUNKING"}, {"CHUNKING", "PIPELINING"}} {
+			t.Run(fmt.Sprintf("%s/hide=%v", tc.name, hide), func(t *testing.T) {
 				t.Parallel()
-				testSMTPDestination(t, tc, chunking)
+				testSMTPDestination(t, tc, hide)
 			})
 		}
 	}
 }
 
-func testSMTPDestination(t *testing.T, tc smtpDestinationCase, chunking bool) {
+func testSMTPDestination(t *testing.T, tc smtpDestinationCase, hide []string) {
+	chunking := !slices.Contains(hide, "CHUNKING")
 	w := newWorld(t, worldOpts{overrides: tc.overrides})
 	var servers []*mxtest.Server
 	var names []string
 	for _, m := range tc.mxs {
 		b := m.b(t, w.ca)
-		if !chunking {
-			b.HideExtensions = append(b.HideExtensions, "CHUNKING")
-		}
+		b.HideExtensions = append(b.HideExtensions, hide...)
 		servers = append(servers, w.mx(m.name, b))
 		names = append(names, m.name)
 	}
