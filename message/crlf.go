@@ -1,6 +1,9 @@
 package message
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // CRLFWriter rewrites every bare CR and bare LF to CRLF before writing, so
 // that no downstream server can read an end of data, or a line, where the
@@ -15,26 +18,39 @@ type CRLFWriter struct {
 func NewCRLFWriter(w io.Writer) *CRLFWriter { return &CRLFWriter{w: w} }
 
 // Write normalises p. A CR at the end of p is held until the next byte.
+// Runs of text between line ends are copied whole.
 func (c *CRLFWriter) Write(p []byte) (int, error) {
 	out := c.buf[:0]
-	for _, b := range p {
-		switch {
-		case c.cr && b == '\n':
-			out = append(out, '\r', '\n')
-			c.cr = false
-		case c.cr:
-			out = append(out, '\r', '\n')
-			c.cr = b == '\r'
-			if !c.cr {
-				out = append(out, b)
-			}
-		case b == '\r':
-			c.cr = true
-		case b == '\n':
-			out = append(out, '\r', '\n')
-		default:
-			out = append(out, b)
+	rest := p
+	if c.cr && len(rest) > 0 {
+		// The held CR ends a line whatever follows; a following LF is
+		// its own.
+		out = append(out, '\r', '\n')
+		c.cr = false
+		if rest[0] == '\n' {
+			rest = rest[1:]
 		}
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexAny(rest, "\r\n")
+		if i < 0 {
+			out = append(out, rest...)
+			break
+		}
+		out = append(out, rest[:i]...)
+		switch {
+		case rest[i] == '\n':
+			rest = rest[i+1:]
+		case i+1 == len(rest):
+			c.cr = true // CR last: its LF may come in the next write
+			rest = nil
+			continue
+		case rest[i+1] == '\n':
+			rest = rest[i+2:]
+		default:
+			rest = rest[i+1:]
+		}
+		out = append(out, '\r', '\n')
 	}
 	c.buf = out
 	if _, err := c.w.Write(out); err != nil {

@@ -13,10 +13,13 @@ func TestCRLFWriter(t *testing.T) {
 		{"a\r\r\nb", "a\r\n\r\nb"},
 		{"x\n.\nMAIL FROM:<evil@x>\n", "x\r\n.\r\nMAIL FROM:<evil@x>\r\n"},
 		{"\r\n.\r", "\r\n.\r\n"},
+		{"\r\r\n\n\r", "\r\n\r\n\r\n\r\n"},
+		{"a\n\rb", "a\r\n\r\nb"},
+		{"", ""},
 	}
 	for _, tc := range tests {
 		// Byte by byte too, so a CR split across writes is handled.
-		for _, chunk := range []int{len(tc.in) + 1, 1} {
+		for _, chunk := range []int{len(tc.in) + 1, 1, 2, 3} {
 			var out bytes.Buffer
 			w := NewCRLFWriter(&out)
 			for i := 0; i < len(tc.in); i += chunk {

@@ -13,6 +13,10 @@ import (
 	"github.com/caliop/relay/message"
 )
 
+// copyBufs holds the buffers bodies are read through, so that a message
+// costs no 32 KiB allocation.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // spool reads the body into a Spool behind a Received header, with every
 // bare CR and LF made CRLF.
 func (sess *session) spool(r io.Reader) (*message.Spool, error) {
@@ -23,7 +27,10 @@ func (sess *session) spool(r io.Reader) (*message.Spool, error) {
 		return nil, internalError(err)
 	}
 	w := message.NewCRLFWriter(sp)
-	if _, err := io.Copy(w, r); err != nil {
+	buf := copyBufs.Get().(*[]byte)
+	_, err := io.CopyBuffer(w, r, *buf)
+	copyBufs.Put(buf)
+	if err != nil {
 		sp.Close()
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
