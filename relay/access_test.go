@@ -62,16 +62,42 @@ func TestAuthAfterSTARTTLS(t *testing.T) {
 	}
 }
 
+// TestShutdownAnswers421 checks the drain: an idle session is closed at
+// once with 421 4.3.2, a session in a transaction finishes it (the message
+// is delivered) and is closed with 421 4.3.2 after.
 func TestShutdownAnswers421(t *testing.T) {
 	w := newWorld(t, worldOpts{})
+	mx := w.mx("mx1.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx1.example.test")
 	idle := dialRaw(t, w.smtp)
 	idle.must("EHLO mta.test", "250")
-	go w.srv.Shutdown(t.Context())
-	deadline := time.Now().Add(3 * time.Second)
-	for !w.srv.draining.Load() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	busy := dialRaw(t, w.smtp)
+	busy.must("EHLO mta.test", "250")
+	busy.must("MAIL FROM:<a@origin.test>", "250")
+	busy.must("RCPT TO:<b@example.test>", "250")
+
+	done := make(chan error, 1)
+	go func() { done <- w.srv.Shutdown(t.Context()) }()
+	const want = "421 4.3.2 relay.test shutting down"
+	if r := idle.reply(); !strings.HasPrefix(r, want) {
+		t.Errorf("idle session got %q, want %q", r, want)
 	}
-	if r := idle.reply(); !strings.HasPrefix(r, "421") {
-		t.Errorf("idle session got %q, want 421", r)
+	busy.data(simpleBody)
+	if r := busy.reply(); !strings.HasPrefix(r, "250") {
+		t.Errorf("transaction in flight at shutdown got %q, want 250", r)
+	}
+	if r := busy.reply(); !strings.HasPrefix(r, want) {
+		t.Errorf("after its transaction the session got %q, want %q", r, want)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Shutdown did not return after the last session ended")
+	}
+	if n := len(mx.Messages()); n != 1 {
+		t.Errorf("MX stored %d messages, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -165,7 +166,7 @@ func (l *drainListener) Accept() (net.Conn, error) {
 			return c, err
 		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("421 4.3.2 " + l.s.opts.Hostname + " shutting down, try again later\r\n"))
+		io.WriteString(c, shuttingDownLine(l.s.opts.Hostname))
 		c.Close()
 	}
 }

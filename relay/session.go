@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
@@ -146,7 +149,7 @@ func (sess *session) Reset() {
 	sess.mu.Unlock()
 	if sess.s.draining.Load() {
 		// go-smtp holds the connection's lock while calling Reset.
-		go sess.conn.Reject()
+		go sess.hangUp()
 	}
 }
 
@@ -166,8 +169,25 @@ func (sess *session) closeIfIdle() {
 	idle := !sess.busy
 	sess.mu.Unlock()
 	if idle {
-		go sess.conn.Reject()
+		go sess.hangUp()
 	}
+}
+
+// hangUp says 421 4.3.2 (RFC 5321 §3.8: a server shutting down may close
+// with 421 at any time) and closes the connection. go-smtp's Reject would
+// say "4.4.5 Too busy", which is not why.
+func (sess *session) hangUp() {
+	nc := sess.conn.Conn()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(nc, shuttingDownLine(sess.s.opts.Hostname))
+	sess.conn.Close()
+}
+
+// shuttingDownLine is the 421 reply, CRLF included, for a session that
+// ends because the relay stops.
+func shuttingDownLine(host string) string {
+	e := errShuttingDown(host)
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
 }
 
 func errShuttingDown(host string) *smtp.SMTPError {
