@@ -111,3 +111,18 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestShippedExample keeps deploy/caliop.yml, which the Docker image uses,
+// valid and saying what its comments say.
+func TestShippedExample(t *testing.T) {
+	c, err := Load(filepath.Join("..", "deploy", "caliop.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/caliop" || c.Outbound.Default != LevelEncrypt {
+		t.Errorf("data_dir %q, default %q", c.DataDir, c.Outbound.Default)
+	}
+	if d, ok := c.Outbound.Domains["partner.example"]; !ok || d.Level != LevelVerify {
+		t.Errorf("partner.example override = %+v, %v", d, ok)
+	}
+}
