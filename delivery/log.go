@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/tlsname"
 	"github.com/caliop/relay/policy"
 )
 
@@ -27,7 +28,7 @@ func (d *Deliverer) logAttempt(req Request, mx policy.MX, addr string, c *client
 	if c != nil {
 		tlsv, cipher := "none", "none"
 		if c.tls != nil {
-			tlsv, cipher = tls.VersionName(c.tls.Version), tls.CipherSuiteName(c.tls.CipherSuite)
+			tlsv, cipher = tls.VersionName(c.tls.Version), tlsname.Cipher(c.tls.CipherSuite)
 		}
 		fields = append(fields, zap.String("tls", tlsv), zap.String("cipher", cipher), zap.String("proved", c.proved.level.String()))
 	}

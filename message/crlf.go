@@ -20,6 +20,13 @@ func NewCRLFWriter(w io.Writer) *CRLFWriter { return &CRLFWriter{w: w} }
 // Write normalises p. A CR at the end of p is held until the next byte.
 // Runs of text between line ends are copied whole.
 func (c *CRLFWriter) Write(p []byte) (int, error) {
+	if !c.cr && wellFormed(p) {
+		// The usual case: nothing to rewrite, no copy.
+		if _, err := c.w.Write(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	out := c.buf[:0]
 	rest := p
 	if c.cr && len(rest) > 0 {
@@ -67,4 +74,19 @@ func (c *CRLFWriter) Close() error {
 		return err
 	}
 	return nil
+}
+
+// wellFormed reports whether every CR and LF in p is part of a CRLF pair
+// and p does not end with a CR.
+func wellFormed(p []byte) bool {
+	for {
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			return true
+		}
+		if p[i] == '\n' || i+1 == len(p) || p[i+1] != '\n' {
+			return false
+		}
+		p = p[i+2:]
+	}
 }

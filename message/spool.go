@@ -7,14 +7,15 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 )
 
 // Spool is one message body. Write it once, then read it any number of
-// times, concurrently.
+// times, concurrently, until Close.
 type Spool struct {
 	dir      string
 	limit    int64
-	mem      bytes.Buffer
+	mem      *bytes.Buffer // nil once spilled or closed
 	file     *os.File
 	size     int64
 	eightBit bool
@@ -23,7 +24,23 @@ type Spool struct {
 // NewSpool returns a spool that keeps up to memLimit bytes in memory and
 // spills to a temporary file in dir ("" for the system's) beyond.
 func NewSpool(dir string, memLimit int64) *Spool {
-	return &Spool{dir: dir, limit: memLimit}
+	mem := memBufs.Get().(*bytes.Buffer)
+	mem.Reset()
+	return &Spool{dir: dir, limit: memLimit, mem: mem}
+}
+
+// memBufs recycles the memory of bodies up to maxPooled bytes, so that a
+// steady flow of small messages does not grow a new buffer each time.
+var memBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooled = 64 << 10
+
+// release gives the memory back for reuse.
+func (s *Spool) release() {
+	if s.mem != nil && s.mem.Cap() <= maxPooled {
+		memBufs.Put(s.mem)
+	}
+	s.mem = nil
 }
 
 // Write appends p.
@@ -44,7 +61,7 @@ func (s *Spool) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		s.file = f
-		s.mem = bytes.Buffer{}
+		s.release()
 	}
 	var n int
 	var err error
@@ -74,8 +91,9 @@ func (s *Spool) EightBit() bool { return s.eightBit }
 // OnDisk reports whether the body spilled to a file.
 func (s *Spool) OnDisk() bool { return s.file != nil }
 
-// Close releases the file, if any.
+// Close releases the memory or the file. Readers must not be used after.
 func (s *Spool) Close() error {
+	s.release()
 	if s.file == nil {
 		return nil
 	}

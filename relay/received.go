@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+
+	"github.com/caliop/relay/internal/tlsname"
 )
 
 // received is the trace header Caliop adds (RFC 5321 §4.4), naming the TLS
@@ -18,7 +20,7 @@ func (sess *session) received() string {
 	tlsInfo := ""
 	if st, ok := sess.conn.TLSConnectionState(); ok {
 		proto += "S"
-		tlsInfo = fmt.Sprintf("\r\n\t(using %s with cipher %s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		tlsInfo = fmt.Sprintf("\r\n\t(using %s with cipher %s)", tls.VersionName(st.Version), tlsname.Cipher(st.CipherSuite))
 	}
 	if sess.user != "" {
 		proto += "A"
