@@ -25,8 +25,11 @@ type client struct {
 	ext    map[string]string // EHLO keywords, upper case
 	tls    *tls.ConnectionState
 	proved proof
-	sent   int  // messages sent on this connection
-	owed   bool // reused: RSET goes ahead of the next MAIL
+	// verifyErr is why the certificate is not WebPKI-valid for host,
+	// nil when it is (or in plaintext).
+	verifyErr error
+	sent      int  // messages sent on this connection
+	owed      bool // reused: RSET goes ahead of the next MAIL
 }
 
 func newClient(conn net.Conn, host, addr string) *client {

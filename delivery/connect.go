@@ -63,6 +63,7 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 	}
 	if c.tls != nil {
 		verr := d.verify(host, c.tls)
+		c.verifyErr = verr
 		if verr == nil {
 			c.proved.level = policy.Verify
 		}

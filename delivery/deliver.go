@@ -21,6 +21,7 @@ import (
 
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // AddrResolver finds the addresses of an MX host.
@@ -72,7 +73,8 @@ type Deliverer struct {
 	ConnectTimeout time.Duration
 	Pool           *Pool // nil disables connection reuse
 	Log            *zap.Logger
-	Metrics        *Metrics // nil disables metrics
+	Metrics        *Metrics        // nil disables metrics
+	Report         tlsrpt.Recorder // TLS-RPT outcomes of new sessions; nil: none
 	Now            func() time.Time
 }
 
@@ -145,7 +147,7 @@ func (d *Deliverer) attempt(ctx context.Context, req Request, mx policy.MX, addr
 // out dead before anything was sent: the caller tries a new one.
 func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, addr string, fresh bool) (_ Result, _ *failure, stale bool) {
 	t0 := d.now()
-	c, key, reused, f := d.acquire(ctx, mx, addr, fresh)
+	c, key, reused, f := d.acquire(ctx, req.Plan, mx, addr, fresh)
 	if f != nil {
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
 		return Result{}, f, false
@@ -182,8 +184,9 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 }
 
 // acquire takes an idle connection from the pool or makes a new one that
-// meets mx.Require; fresh skips the pool. reused reports a pooled one.
-func (d *Deliverer) acquire(ctx context.Context, mx policy.MX, addr string, fresh bool) (c *client, key poolKey, reused bool, f *failure) {
+// meets mx.Require; fresh skips the pool. reused reports a pooled one. A
+// new connection's outcome is reported for TLS-RPT.
+func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX, addr string, fresh bool) (c *client, key poolKey, reused bool, f *failure) {
 	key = poolKey{addr: addr, host: mx.Host, req: mx.Require}
 	dl, _ := ctx.Deadline()
 	if !fresh {
@@ -192,6 +195,7 @@ func (d *Deliverer) acquire(ctx context.Context, mx policy.MX, addr string, fres
 		}
 	}
 	c, err := d.connect(ctx, mx.Host, addr, mx.Require)
+	d.report(plan, mx, c, err)
 	if err != nil {
 		f := connectFailure(mx.Host, addr, err)
 		return nil, key, false, &f

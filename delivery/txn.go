@@ -57,7 +57,7 @@ func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to
 func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to string, mx policy.MX, addr string, fresh bool) (_ *Txn, rcpt *smtp.SMTPError, _ *failure, stale bool) {
 	t0 := d.now()
 	req := Request{Plan: plan, Envelope: env}
-	c, key, reused, f := d.acquire(ctx, mx, addr, fresh)
+	c, key, reused, f := d.acquire(ctx, plan, mx, addr, fresh)
 	if f != nil {
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
 		return nil, nil, f, false

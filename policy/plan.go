@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 )
 
@@ -24,15 +25,23 @@ var (
 	ErrNoMailHost = errors.New("domain has no MX and no address")
 	// ErrDNS: a lookup failed (SERVFAIL, timeout); temporary, 451 4.4.3.
 	ErrDNS = errors.New("DNS lookup failed")
+	// ErrSTSNoMX: the domain's enforced MTA-STS policy admits none of its
+	// MX hosts (RFC 8461 §5.1); temporary, 451 4.7.5.
+	ErrSTSNoMX = errors.New("MTA-STS policy admits none of the MX hosts")
+	// ErrSTSRequired: local configuration requires an enforced MTA-STS
+	// policy and none applies; temporary, 451 4.7.5.
+	ErrSTSRequired = errors.New("MTA-STS policy required by local configuration, none in force")
 )
 
 // Source names the rule a Plan came from.
 type Source string
 
-// The sources known today. MTA-STS and DANE will add theirs.
+// The sources known today. DANE will add its own.
 const (
 	SourceDefault  Source = "default"
 	SourceOverride Source = "override"
+	// SourceMTASTS: an enforced MTA-STS policy chose the MX hosts.
+	SourceMTASTS Source = "mta-sts"
 )
 
 // MX is one host that may receive the domain's mail.
@@ -51,6 +60,23 @@ type Plan struct {
 	Domain string
 	Source Source
 	MXs    []MX
+	// STS is the MTA-STS policy in force (enforce or testing), if any.
+	STS *STS
+}
+
+// STS is the MTA-STS policy a Plan was made under.
+type STS struct {
+	Policy *mtasts.Policy
+	ID     string
+	Cached bool // applied from the cache (not fetched for this plan)
+	// Excluded are the MX hosts an enforced policy does not admit: never
+	// tried. In testing mode they are tried and reported.
+	Excluded []string
+}
+
+// Enforced reports whether p's MX hosts are bound by an enforced policy.
+func (p Plan) Enforced() bool {
+	return p.STS != nil && p.STS.Policy.Mode == mtasts.ModeEnforce
 }
 
 // Resolver is the DNS the engine needs.
@@ -65,7 +91,14 @@ type Engine struct {
 	// Default applies to domains without an override (Encrypt or Verify).
 	Default Requirement
 	// Overrides are local per-domain rules, keyed by lowercase A-label.
+	// An override may make a published policy stricter, never weaker,
+	// except Level None, which alone allows plaintext and skips MTA-STS.
 	Overrides map[string]Requirement
+	// STSRequired lists domains (lowercase A-labels) whose mail must go
+	// under an enforced MTA-STS policy (override level "mta-sts").
+	STSRequired map[string]bool
+	// STS is the MTA-STS policy cache; nil disables MTA-STS.
+	STS STSCache
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.
 	Shuffle func(n int, swap func(i, j int))
@@ -87,7 +120,10 @@ func (e *Engine) Plan(ctx context.Context, domain string) (Plan, error) {
 		mxs[i].Require = req
 	}
 	p.MXs = mxs
-	return p, nil
+	if e.STS == nil || p.Source == SourceOverride && req.Level == None {
+		return p, nil
+	}
+	return e.applySTS(ctx, p, mxs)
 }
 
 // hosts lists the MX hosts in the order to try: by preference, shuffled

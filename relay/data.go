@@ -105,16 +105,34 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 		}
 		return out
 	}
-	res := sess.s.opts.Deliverer.Deliver(ctx, delivery.Request{
+	req := delivery.Request{
 		Plan: plan,
 		Envelope: delivery.Envelope{
 			From: sess.from, EightBit: sp.EightBit(), UTF8: sess.opts.UTF8, Size: sp.Size(),
 		},
 		To:   rt.addrs,
 		Body: sp,
-	})
+	}
+	res := sess.s.opts.Deliverer.Deliver(ctx, req)
+	if allTemporary(res.Replies) {
+		if p, ok := sess.replan(ctx, plan); ok {
+			req.Plan = p
+			res = sess.s.opts.Deliverer.Deliver(ctx, req)
+		}
+	}
 	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Int("rcpts", len(rt.addrs)), zap.Int64("size", sp.Size()), zap.Int("code", res.Replies[0].Code))
 	return res.Replies
+}
+
+// allTemporary reports whether every reply is a 4xx: nothing was
+// delivered, so trying again cannot duplicate.
+func allTemporary(replies []*smtp.SMTPError) bool {
+	for _, r := range replies {
+		if r.Code/100 != 4 {
+			return false
+		}
+	}
+	return true
 }
 
 // route is the distinct recipients of one domain, in RCPT order, with how

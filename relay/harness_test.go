@@ -3,8 +3,12 @@ package relay
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -19,8 +23,12 @@ import (
 	"github.com/caliop/relay/internal/dnstest"
 	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/store"
+	"github.com/caliop/relay/stscache"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // world is one relay with its fake DNS and fake destination MXs. MX hosts
@@ -37,8 +45,12 @@ type world struct {
 	smtp    string // relay SMTP listener
 	lmtp    string // relay LMTP listener
 
+	// With worldOpts.sts: the MTA-STS cache and what sessions reported.
+	sts   *stscache.Cache
+	tally *tlsrpt.Tally
+
 	mu    sync.Mutex
-	addrs map[string]string // "127.0.1.N:25" → real address
+	addrs map[string]string // "127.0.1.N:25", "127.0.2.N:443" → real address
 	next  int
 }
 
@@ -48,6 +60,7 @@ type worldOpts struct {
 	timeout   time.Duration
 	overrides map[string]policy.Requirement
 	tls       bool
+	sts       bool // enable MTA-STS (policies published with stsPolicy)
 }
 
 func newWorld(t *testing.T, o worldOpts) *world {
@@ -62,27 +75,32 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		Default:   policy.Requirement{Level: policy.Encrypt, MinTLS: 0x0303},
 		Overrides: o.overrides,
 	}
+	w.tally = &tlsrpt.Tally{}
+	if o.sts {
+		st, err := store.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetch := &mtasts.Fetcher{DialContext: res.Dialer(w.dial), Roots: w.ca.Pool}
+		w.sts, err = stscache.Open(stscache.Config{DNS: res, Fetch: fetch, Store: st, Report: w.tally, Log: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.engine.STS = w.sts
+	}
 	pool := &delivery.Pool{Idle: 5 * time.Second, MaxMessages: 100}
 	t.Cleanup(pool.Close)
-	var d net.Dialer
 	w.deliver = &delivery.Deliverer{
-		Hostname: "relay.test",
-		DNS:      res,
-		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			w.mu.Lock()
-			real, ok := w.addrs[addr]
-			w.mu.Unlock()
-			if !ok {
-				return nil, fmt.Errorf("dial %s: connection refused", addr)
-			}
-			return d.DialContext(ctx, network, real)
-		},
+		Hostname:       "relay.test",
+		DNS:            res,
+		Dial:           w.dial,
 		Port:           25,
 		Roots:          w.ca.Pool,
 		ConnectTimeout: 2 * time.Second,
 		Pool:           pool,
 		Log:            zaptest.NewLogger(t),
 		Metrics:        delivery.NewMetrics(w.reg),
+		Report:         w.tally,
 	}
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second
@@ -116,6 +134,46 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		w.srv.Shutdown(ctx)
 	})
 	return w
+}
+
+// dial maps the fake addresses published in DNS to the real listeners.
+func (w *world) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	w.mu.Lock()
+	real, ok := w.addrs[addr]
+	w.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("dial %s: connection refused", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, real)
+}
+
+// stsPolicy publishes an MTA-STS policy for domain (RFC 8461 §3): the TXT
+// record with id, and body served over HTTPS at mta-sts.<domain> with a
+// certificate from the test CA. It returns the policy server.
+func (w *world) stsPolicy(domain, id, body string) *httptest.Server {
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/mta-sts.txt" {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "text/plain")
+		io.WriteString(rw, body)
+	}))
+	cert := w.ca.Leaf(w.t, testpki.LeafOptions{Names: []string{"mta-sts." + domain}})
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	hs.StartTLS()
+	w.t.Cleanup(hs.Close)
+	w.mu.Lock()
+	w.next++
+	ip := fmt.Sprintf("127.0.2.%d", w.next)
+	w.addrs[ip+":443"] = hs.Listener.Addr().String()
+	w.mu.Unlock()
+	w.dns.Add(
+		fmt.Sprintf("_mta-sts.%s. 60 IN TXT \"v=STSv1; id=%s\"", domain, id),
+		fmt.Sprintf("mta-sts.%s. 60 IN A %s", domain, ip),
+	)
+	return hs
 }
 
 func (w *world) listen(serve func(net.Listener) error) string {

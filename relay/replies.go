@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"context"
 	"errors"
 
 	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
 
 	"github.com/caliop/relay/policy"
 )
@@ -18,6 +20,9 @@ func planReply(domain string, err error) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: domain + " does not exist (NXDOMAIN)"}
 	case errors.Is(err, policy.ErrNoMailHost):
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: domain + " has no MX and no address"}
+	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired):
+		// DESIGN.md invariant 3: a policy failure is temporary.
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: err.Error()}
 	case errors.Is(err, policy.ErrDNS):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 3}, Message: "DNS lookup failed for " + domain + ": " + err.Error()}
 	}
@@ -28,4 +33,20 @@ func planReply(domain string, err error) *smtp.SMTPError {
 // plain error into a permanent 554.
 func internalError(err error) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: " + err.Error()}
+}
+
+// replan is called after every MX of an enforced MTA-STS plan failed: if
+// the planner fetches a changed policy (at most once in a while per
+// domain), it returns the new plan to try once more.
+func (sess *session) replan(ctx context.Context, plan policy.Plan) (policy.Plan, bool) {
+	rf, ok := sess.s.opts.Planner.(Refetcher)
+	if !plan.Enforced() || !ok || !rf.Refetch(ctx, plan.Domain) {
+		return plan, false
+	}
+	p, err := sess.s.opts.Planner.Plan(ctx, plan.Domain)
+	if err != nil {
+		return plan, false
+	}
+	sess.log.Info("mta-sts policy changed after a failed delivery, trying again", zap.String("domain", plan.Domain))
+	return p, true
 }

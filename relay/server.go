@@ -28,6 +28,14 @@ type Planner interface {
 	Plan(ctx context.Context, domain string) (policy.Plan, error)
 }
 
+// Refetcher is a Planner that can fetch a domain's published policy
+// again after a delivery under it failed, and report whether it changed
+// (RFC 8461 §5.1: a domain may move its MX before a new policy id is
+// seen). *policy.Engine is one.
+type Refetcher interface {
+	Refetch(ctx context.Context, domain string) bool
+}
+
 // Deliverer sends mail downstream: whole (LMTP) or step by step (SMTP).
 type Deliverer interface {
 	Deliver(ctx context.Context, req delivery.Request) delivery.Result

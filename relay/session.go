@@ -117,6 +117,11 @@ func (sess *session) rcptSMTP(r recipient) error {
 		}
 		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size}
 		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env, r.addr)
+		if txn == nil && reply.Code/100 == 4 {
+			if p, ok := sess.replan(ctx, plan); ok {
+				txn, reply = sess.s.opts.Deliverer.Open(ctx, p, env, r.addr)
+			}
+		}
 		if txn == nil {
 			return reply
 		}

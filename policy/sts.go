@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/stscache"
+)
+
+// STSCache answers which MTA-STS policy applies to a domain;
+// *stscache.Cache is one.
+type STSCache interface {
+	Lookup(ctx context.Context, domain string) stscache.Result
+	// Refetch fetches the policy again (rate-limited) and reports
+	// whether it changed.
+	Refetch(ctx context.Context, domain string) bool
+}
+
+// applySTS narrows p under the domain's MTA-STS policy (RFC 8461 §5):
+// enforce keeps only the admitted MX hosts and requires a WebPKI-valid
+// certificate for each (§4.2); testing changes nothing but is recorded
+// in the plan, for reports. mxs already carry the default or override
+// requirement.
+func (e *Engine) applySTS(ctx context.Context, p Plan, mxs []MX) (Plan, error) {
+	res := e.STS.Lookup(ctx, p.Domain)
+	admitted, excluded := admit(res.Policy, mxs)
+	if res.Policy != nil && res.Policy.Mode == mtasts.ModeEnforce && len(admitted) == 0 {
+		// The domain may have moved its MX and updated the policy
+		// without a new id: fetch it again, at most once in a while.
+		if e.STS.Refetch(ctx, p.Domain) {
+			res = e.STS.Lookup(ctx, p.Domain)
+			admitted, excluded = admit(res.Policy, mxs)
+		}
+	}
+	if res.Policy == nil || res.Policy.Mode == mtasts.ModeNone {
+		if e.STSRequired[p.Domain] {
+			return p, fmt.Errorf("%w: %s: %s", ErrSTSRequired, p.Domain, why(res))
+		}
+		return p, nil
+	}
+	p.STS = &STS{Policy: res.Policy, ID: res.ID, Cached: res.Source == stscache.SourceCached, Excluded: excluded}
+	if res.Policy.Mode != mtasts.ModeEnforce {
+		if e.STSRequired[p.Domain] {
+			return p, fmt.Errorf("%w: %s: policy %s is in mode %s", ErrSTSRequired, p.Domain, res.ID, res.Policy.Mode)
+		}
+		return p, nil
+	}
+	if len(admitted) == 0 {
+		return p, fmt.Errorf("%w: %s: policy %s lists %s; MX: %s", ErrSTSNoMX, p.Domain, res.ID, strings.Join(res.Policy.MX, ", "), strings.Join(excluded, ", "))
+	}
+	for i := range admitted {
+		admitted[i].Require = stricter(admitted[i].Require, Requirement{Level: Verify})
+	}
+	p.Source, p.MXs = SourceMTASTS, admitted
+	return p, nil
+}
+
+// admit splits mxs into the hosts policy admits and the names of the
+// others (RFC 8461 §4.1). Without a policy every host is admitted.
+func admit(policy *mtasts.Policy, mxs []MX) (admitted []MX, excluded []string) {
+	if policy == nil || policy.Mode == mtasts.ModeNone {
+		return mxs, nil
+	}
+	for _, mx := range mxs {
+		if policy.Admits(mx.Host) {
+			admitted = append(admitted, mx)
+		} else {
+			excluded = append(excluded, mx.Host)
+		}
+	}
+	return admitted, excluded
+}
+
+// stricter combines two requirements, keeping the stronger of each part.
+func stricter(a, b Requirement) Requirement {
+	return Requirement{Level: max(a.Level, b.Level), MinTLS: max(a.MinTLS, b.MinTLS)}
+}
+
+// why says why no policy applies, for errors.
+func why(res stscache.Result) string {
+	switch {
+	case res.FetchErr != nil:
+		return res.FetchErr.Error()
+	case res.RecordErr != nil:
+		return res.RecordErr.Error()
+	case res.Policy != nil:
+		return "policy in mode none"
+	}
+	return "no policy"
+}
+
+// Refetch fetches domain's MTA-STS policy again, rate-limited by the
+// cache, and reports whether it changed (relay.Refetcher).
+func (e *Engine) Refetch(ctx context.Context, domain string) bool {
+	if e.STS == nil {
+		return false
+	}
+	return e.STS.Refetch(ctx, strings.ToLower(strings.TrimSuffix(domain, ".")))
+}

@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/tlsrpt"
+)
+
+const enforceMX2 = "version: STSv1\r\nmode: enforce\r\nmx: mx2.example.test\r\nmax_age: 86400\r\n"
+
+// TestMTASTSEnforceSkipsUnlistedMX: MX1 (preferred) is not in the
+// enforced policy, MX2 is: the message goes to MX2, and MX1 is never even
+// connected to (RFC 8461 §5.1).
+func TestMTASTSEnforceSkipsUnlistedMX(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	mx1 := w.mx("mx1.example.test", mxtest.Behavior{})
+	mx2 := w.mx("mx2.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx1.example.test", "mx2.example.test")
+	w.stsPolicy("example.test", "1", enforceMX2)
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)
+	if !strings.HasPrefix(r[0], "250") || !strings.Contains(r[0], "mx2.example.test") {
+		t.Fatalf("reply %q, want 250 from mx2.example.test", r[0])
+	}
+	if n := mx1.Connections(); n != 0 {
+		t.Errorf("MX1, outside the policy, got %d connections", n)
+	}
+	if n := len(mx2.Messages()); n != 1 {
+		t.Errorf("MX2 stored %d messages, want 1", n)
+	}
+	if n := w.tally.Successes("example.test"); n != 1 {
+		t.Errorf("TLS-RPT successes = %d, want 1 (%+v)", n, w.tally.Counts(""))
+	}
+}
+
+// TestMTASTSEnforceBadCertificate: the only admitted MX presents a
+// self-signed certificate. The default level (encrypt) would take it; the
+// enforced policy does not: 4.7.x, no MAIL FROM, reported.
+func TestMTASTSEnforceBadCertificate(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	bad := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"mx2.example.test"}, SelfSigned: true})
+	mx2 := w.mx("mx2.example.test", mxtest.Behavior{Cert: &bad})
+	w.domain("example.test", "mx2.example.test")
+	w.stsPolicy("example.test", "1", enforceMX2)
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)
+	if !strings.HasPrefix(r[0], "451 4.7.5") {
+		t.Fatalf("reply %q, want 451 4.7.5", r[0])
+	}
+	if n := mx2.MailCount(); n != 0 {
+		t.Errorf("MAIL FROM sent %d times to an MX that failed the policy", n)
+	}
+	if n := w.tally.Failures("example.test", tlsrpt.CertificateNotTrusted); n != 1 {
+		t.Errorf("certificate-not-trusted reported %d times, want 1 (%+v)", n, w.tally.Counts(""))
+	}
+}
+
+// TestMTASTSTestingDeliversAndReports: in testing mode the same MX gets
+// the message, and what enforce would have refused is reported (RFC 8461
+// §5.2): a self-signed certificate, and an MX outside the policy.
+func TestMTASTSTestingDeliversAndReports(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	bad := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"mx2.example.test"}, SelfSigned: true})
+	mx2 := w.mx("mx2.example.test", mxtest.Behavior{Cert: &bad})
+	other := w.mx("mx.other.test", mxtest.Behavior{})
+	w.domain("example.test", "mx2.example.test")
+	w.domain("other.test", "mx.other.test")
+	w.stsPolicy("example.test", "1", strings.Replace(enforceMX2, "enforce", "testing", 1))
+	w.stsPolicy("other.test", "7", "version: STSv1\nmode: testing\nmx: mx.elsewhere.test\nmax_age: 86400\n")
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test", "b@other.test"}, simpleBody)
+	for i, rep := range r {
+		if !strings.HasPrefix(rep, "250") {
+			t.Errorf("recipient %d: %q, want 250 (testing mode delivers)", i, rep)
+		}
+	}
+	if len(mx2.Messages()) != 1 || len(other.Messages()) != 1 {
+		t.Errorf("stored %d and %d messages, want 1 and 1", len(mx2.Messages()), len(other.Messages()))
+	}
+	if n := w.tally.Failures("example.test", tlsrpt.CertificateNotTrusted); n != 1 {
+		t.Errorf("example.test: certificate-not-trusted reported %d times, want 1 (%+v)", n, w.tally.Counts(""))
+	}
+	if n := w.tally.Failures("other.test", tlsrpt.ValidationFailure); n != 1 {
+		t.Errorf("other.test: validation-failure (MX not in policy) reported %d times, want 1 (%+v)", n, w.tally.Counts(""))
+	}
+}
+
+// TestMTASTSNoAdmittedMX: an enforced policy that admits none of the MX
+// hosts is a temporary 4.7.x at RCPT in SMTP mode, and no MX is touched.
+func TestMTASTSNoAdmittedMX(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	mx1 := w.mx("mx1.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx1.example.test")
+	w.stsPolicy("example.test", "1", enforceMX2)
+
+	rcpt, _ := transact(t, w.smtp, []string{"a@example.test"}, simpleBody)
+	if !strings.HasPrefix(rcpt[0], "451 4.7.5") || !strings.Contains(rcpt[0], "mx1.example.test") {
+		t.Errorf("RCPT → %q, want 451 4.7.5 naming the MX", rcpt[0])
+	}
+	if n := mx1.Connections(); n != 0 {
+		t.Errorf("MX outside the policy got %d connections", n)
+	}
+}
