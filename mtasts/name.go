@@ -21,8 +21,11 @@ const (
 //	sts-policy-mx-value = ["*."] Domain
 //
 // where Domain is an RFC 5321 §4.1.2 domain or its U-label form (RFC
-// 6531), and returns it in lowercase A-labels.
+// 6531), and returns it in lowercase A-labels. A trailing dot is dropped:
+// the grammar has none, but the name is unambiguous, and refusing the
+// whole policy for it would deliver as if the domain had no policy.
 func mxPattern(v string) (string, error) {
+	v = strings.TrimSuffix(v, ".")
 	prefix, domain := "", v
 	if rest, ok := strings.CutPrefix(v, "*."); ok {
 		prefix, domain = "*.", rest
