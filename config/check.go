@@ -131,9 +131,9 @@ func (o *Outbound) checkDomains() error {
 		}
 		switch p.Level {
 		case "":
-			return fmt.Errorf("%w: %s.level: missing (none, encrypt or verify)", ErrInvalid, key)
-		case LevelMTASTS, LevelDANE:
-			return fmt.Errorf("%w: %s.level: %s is not available in this version (use encrypt or verify)", ErrInvalid, key, p.Level)
+			return fmt.Errorf("%w: %s.level: missing (none, encrypt, verify or mta-sts)", ErrInvalid, key)
+		case LevelDANE:
+			return fmt.Errorf("%w: %s.level: %s is not available in this version (use encrypt, verify or mta-sts)", ErrInvalid, key, p.Level)
 		case LevelNone:
 			if p.MinTLS != 0 {
 				return fmt.Errorf("%w: %s.min_tls: contradicts level none", ErrInvalid, key)

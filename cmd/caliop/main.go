@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/relay"
-	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -28,8 +29,9 @@ func main() {
 }
 
 const usage = `usage:
-  caliop serve [--config FILE]   run the relay (embedded defaults without --config)
-  caliop version                 print the version
+  caliop serve [--config FILE]          run the relay (embedded defaults without --config)
+  caliop mta-sts [--config FILE] DOMAIN show DOMAIN's MTA-STS record, policy and MX hosts
+  caliop version                        print the version
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -41,11 +43,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "serve":
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	case "serve", "mta-sts":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
 		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if args[0] == "mta-sts" && fs.NArg() != 1 || args[0] == "serve" && fs.NArg() != 0 {
+			fmt.Fprint(stderr, usage)
 			return 2
 		}
 		load := func() (*config.Config, error) { return config.Parse(nil) }
@@ -57,7 +63,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "caliop:", err)
 			return 2
 		}
-		if err := serve(cfg); err != nil {
+		if args[0] == "mta-sts" {
+			err = showMTASTS(cfg, fs.Arg(0), stdout)
+		} else {
+			err = serve(cfg)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "caliop:", err)
 			return 1
 		}
@@ -74,13 +85,19 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer log.Sync()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
-	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout), CacheSize: cfg.DNS.CacheSize})
+	res, err := newResolver(cfg)
 	if err != nil {
-		return fmt.Errorf("dns: %w", err)
+		return err
 	}
+	dialer := &net.Dialer{}
+	report := &tlsrpt.Tally{} // read by TLS-RPT reports (to come)
+	sts, err := newSTS(cfg, res, dialer.DialContext, report, log.Named("mta-sts"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go sts.Run(ctx, time.Minute)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caliop_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }))
@@ -95,7 +112,6 @@ func serve(cfg *config.Config) error {
 	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	defer pool.Close()
-	dialer := &net.Dialer{}
 	srv := relay.New(relay.Options{
 		Hostname:        cfg.Hostname,
 		Trusted:         prefixes(cfg.Outbound.TrustedNetworks),
@@ -106,7 +122,7 @@ func serve(cfg *config.Config) error {
 		SpoolDir:        "",
 		DeliveryTimeout: time.Duration(cfg.Outbound.DeliveryTimeout),
 		Parallel:        cfg.Outbound.Parallel,
-		Planner:         newEngine(cfg, res),
+		Planner:         newEngine(cfg, res, sts),
 		Deliverer: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,
 			DNS:            res,
@@ -116,6 +132,7 @@ func serve(cfg *config.Config) error {
 			Pool:           pool,
 			Log:            log.Named("delivery"),
 			Metrics:        delivery.NewMetrics(reg),
+			Report:         report,
 		},
 		Log: log.Named("relay"),
 	})

@@ -22,18 +22,28 @@ import (
 	"github.com/caliop/relay/resolver"
 )
 
-func newEngine(cfg *config.Config, res *resolver.Resolver) *policy.Engine {
+func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache) *policy.Engine {
 	req := func(l config.Level, min config.TLSVersion) policy.Requirement {
+		if l == config.LevelMTASTS {
+			// What an enforced policy requires; the engine also
+			// requires that one be in force (STSRequired).
+			l = config.LevelVerify
+		}
 		lv, _ := policy.ParseLevel(string(l)) // config checked the names
 		return policy.Requirement{Level: lv, MinTLS: uint16(min)}
 	}
 	e := &policy.Engine{
-		DNS:       res,
-		Default:   req(cfg.Outbound.Default, cfg.Outbound.MinTLS),
-		Overrides: map[string]policy.Requirement{},
+		DNS:         res,
+		Default:     req(cfg.Outbound.Default, cfg.Outbound.MinTLS),
+		Overrides:   map[string]policy.Requirement{},
+		STSRequired: map[string]bool{},
+		STS:         sts,
 	}
 	for d, p := range cfg.Outbound.Domains {
 		e.Overrides[d] = req(p.Level, p.MinTLS)
+		if p.Level == config.LevelMTASTS {
+			e.STSRequired[d] = true
+		}
 	}
 	return e
 }

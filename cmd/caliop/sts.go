@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/store"
+	"github.com/caliop/relay/stscache"
+	"github.com/caliop/relay/tlsrpt"
+)
+
+func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout), CacheSize: cfg.DNS.CacheSize})
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	return res, nil
+}
+
+// newSTS opens the MTA-STS cache on the store in data_dir; policy hosts
+// are resolved through the configured DNS servers.
+func newSTS(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, report tlsrpt.Recorder, log *zap.Logger) (*stscache.Cache, error) {
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	return stscache.Open(stscache.Config{
+		DNS:    res,
+		Fetch:  &mtasts.Fetcher{DialContext: res.Dialer(dial)},
+		Store:  st,
+		Report: report,
+		Log:    log,
+	})
+}
+
+// showMTASTS looks domain up as the relay would (sharing its cache) and
+// prints the result.
+func showMTASTS(cfg *config.Config, domain string, out io.Writer) error {
+	res, err := newResolver(cfg)
+	if err != nil {
+		return err
+	}
+	var d net.Dialer
+	sts, err := newSTS(cfg, res, d.DialContext, nil, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mtasts.FetchTimeout+time.Duration(cfg.DNS.Timeout)*4)
+	defer cancel()
+	r := sts.Lookup(ctx, domain)
+	mxs, _, mxErr := res.LookupMX(ctx, r.Domain)
+	stscache.WriteReport(out, r, mxs, mxErr, time.Now())
+	return nil
+}
