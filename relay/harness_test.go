@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,17 +149,29 @@ func (w *world) dial(ctx context.Context, network, addr string) (net.Conn, error
 	return d.DialContext(ctx, network, real)
 }
 
+// stsServer serves one domain's MTA-STS policy over HTTPS.
+type stsServer struct {
+	body     atomic.Value // string
+	requests atomic.Int32
+}
+
+// Set changes the policy served, keeping the TXT record's id.
+func (s *stsServer) Set(body string) { s.body.Store(body) }
+
 // stsPolicy publishes an MTA-STS policy for domain (RFC 8461 §3): the TXT
 // record with id, and body served over HTTPS at mta-sts.<domain> with a
-// certificate from the test CA. It returns the policy server.
-func (w *world) stsPolicy(domain, id, body string) *httptest.Server {
+// certificate from the test CA.
+func (w *world) stsPolicy(domain, id, body string) *stsServer {
+	ps := &stsServer{}
+	ps.Set(body)
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ps.requests.Add(1)
 		if r.URL.Path != "/.well-known/mta-sts.txt" {
 			http.NotFound(rw, r)
 			return
 		}
 		rw.Header().Set("Content-Type", "text/plain")
-		io.WriteString(rw, body)
+		io.WriteString(rw, ps.body.Load().(string))
 	}))
 	cert := w.ca.Leaf(w.t, testpki.LeafOptions{Names: []string{"mta-sts." + domain}})
 	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -173,7 +186,7 @@ func (w *world) stsPolicy(domain, id, body string) *httptest.Server {
 		fmt.Sprintf("_mta-sts.%s. 60 IN TXT \"v=STSv1; id=%s\"", domain, id),
 		fmt.Sprintf("mta-sts.%s. 60 IN A %s", domain, ip),
 	)
-	return hs
+	return ps
 }
 
 func (w *world) listen(serve func(net.Listener) error) string {

@@ -108,3 +108,49 @@ func TestMTASTSNoAdmittedMX(t *testing.T) {
 		t.Errorf("MX outside the policy got %d connections", n)
 	}
 }
+
+// TestMTASTSRefetchAfterFailure: the only MX the cached policy admits is
+// down; the domain has moved to MX2 and updated its policy without a new
+// id. The failed delivery fetches the policy again and goes to MX2 in the
+// same transaction; a second failure within 5 minutes does not fetch.
+func TestMTASTSRefetchAfterFailure(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	w.dns.Add("mx1.example.test. 60 IN A 127.0.1.99") // nothing listens
+	mx2 := w.mx("mx2.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx1.example.test", "mx2.example.test")
+	ps := w.stsPolicy("example.test", "1", strings.Replace(enforceMX2, "mx2", "mx1", 1))
+	// Cache the policy that admits only MX1.
+	if r := w.sts.Lookup(t.Context(), "example.test"); r.Policy == nil || r.Policy.MX[0] != "mx1.example.test" {
+		t.Fatalf("setup: %+v", r)
+	}
+	ps.Set(enforceMX2 + "mx: mx1.example.test\r\n")
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)
+	if !strings.HasPrefix(r[0], "250") || !strings.Contains(r[0], "mx2.example.test") {
+		t.Fatalf("reply %q, want 250 from mx2.example.test after the re-fetch", r[0])
+	}
+	if n := len(mx2.Messages()); n != 1 {
+		t.Errorf("MX2 stored %d messages, want 1", n)
+	}
+	if n := ps.requests.Load(); n != 2 {
+		t.Errorf("policy fetched %d times, want 2", n)
+	}
+
+	// MX2 goes down too: 4xx, and no new fetch within 5 minutes.
+	mx2.CloseConnections()
+	w.mu.Lock()
+	for k := range w.addrs {
+		if strings.HasSuffix(k, ":25") {
+			delete(w.addrs, k)
+		}
+	}
+	w.mu.Unlock()
+	r = lmtpTransact(t, w.lmtp, []string{"b@example.test"}, simpleBody)
+	if !strings.HasPrefix(r[0], "451") {
+		t.Errorf("reply %q with every MX down, want 451", r[0])
+	}
+	if n := ps.requests.Load(); n != 2 {
+		t.Errorf("policy fetched %d times, want still 2 (rate limit)", n)
+	}
+}
