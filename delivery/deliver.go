@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -128,7 +129,21 @@ func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, try func(poli
 	if ctx.Err() != nil {
 		return timeoutReply(tried)
 	}
-	return summarise(tried)
+	return underPolicy(plan, summarise(tried))
+}
+
+// underPolicy names the enforced MTA-STS policy in a policy failure
+// (4.7.x), so that the MTA's log says why no MX would do.
+func underPolicy(plan policy.Plan, r *smtp.SMTPError) *smtp.SMTPError {
+	if !plan.Enforced() || r.EnhancedCode[1] != 7 {
+		return r
+	}
+	prefix := "MTA-STS policy " + plan.STS.ID + " of " + plan.Domain + " in force"
+	if len(plan.STS.Excluded) > 0 {
+		prefix += " (not admitted: " + strings.Join(plan.STS.Excluded, ", ") + ")"
+	}
+	r.Message = truncate(prefix+": "+r.Message, 480)
+	return r
 }
 
 // attempt runs the transaction on one address of one MX. A nil failure

@@ -49,8 +49,9 @@ func TestMTASTSEnforceBadCertificate(t *testing.T) {
 	w.stsPolicy("example.test", "1", enforceMX2)
 
 	r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)
-	if !strings.HasPrefix(r[0], "451 4.7.5") {
-		t.Fatalf("reply %q, want 451 4.7.5", r[0])
+	const want = "451 4.7.5 <a@example.test> MTA-STS policy 1 of example.test in force: mx2.example.test [127.0.1.1]: certificate-not-trusted"
+	if !strings.HasPrefix(r[0], want) {
+		t.Fatalf("reply %q, want %q", r[0], want)
 	}
 	if n := mx2.MailCount(); n != 0 {
 		t.Errorf("MAIL FROM sent %d times to an MX that failed the policy", n)
