@@ -66,7 +66,7 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Res
 	wg.Go(func() { v6, res6, err6 = r.lookup(ctx, host, dns.TypeAAAA) })
 	wg.Wait()
 
-	res := Result{Authentic: res4.Authentic && res6.Authentic}
+	res := Result{Authentic: res4.Authentic && res6.Authentic, Canonical: cmp.Or(res4.Canonical, res6.Canonical)}
 	switch {
 	case errors.Is(err4, ErrNXDomain):
 		return nil, res, err4
@@ -96,23 +96,42 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Res
 }
 
 // lookup runs Exchange and returns the records of qtype at the end of the
-// CNAME chain.
+// CNAME chain. For NXDOMAIN it returns the error with the Result.
 func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
 	resp, res, err := r.exchange(ctx, name, qtype)
 	if err != nil {
 		return nil, res, err
 	}
-	rrs, err := records(resp.Answer, resp.Question[0].Name, qtype)
+	rrs, name, err := records(resp.Answer, resp.Question[0].Name, qtype)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("%w: %s: %w", ErrServFail, describe(resp.Question[0].Name, qtype), err)
+	}
+	if !strings.EqualFold(name, resp.Question[0].Name) {
+		res.Canonical = trimDot(strings.ToLower(name))
 	}
 	return rrs, res, nil
 }
 
+// LookupTLSA returns the TLSA records at name (RFC 6698 §2), for example
+// "_25._tcp.mx.example.com", following a CNAME chain. Like Exchange, an
+// NXDOMAIN answer comes with its Result so the caller can tell an
+// authenticated denial; NODATA is no records and a nil error.
+func (r *Resolver) LookupTLSA(ctx context.Context, name string) ([]*dns.TLSA, Result, error) {
+	rrs, res, err := r.lookup(ctx, name, dns.TypeTLSA)
+	if err != nil {
+		return nil, res, err
+	}
+	out := make([]*dns.TLSA, len(rrs))
+	for i, rr := range rrs {
+		out[i] = rr.(*dns.TLSA)
+	}
+	return out, res, nil
+}
+
 // records returns the records of type qtype in answer owned by the end of
-// the CNAME chain that starts at qname. RFC 1034 §3.6.2: a recursive server
+// the CNAME chain that starts at qname, and that name. RFC 1034 §3.6.2: a recursive server
 // returns the chain followed by the records of the canonical name.
-func records(answer []dns.RR, qname string, qtype uint16) ([]dns.RR, error) {
+func records(answer []dns.RR, qname string, qtype uint16) ([]dns.RR, string, error) {
 	name := qname
 	if qtype != dns.TypeCNAME {
 		seen := map[string]bool{strings.ToLower(name): true}
@@ -122,7 +141,7 @@ func records(answer []dns.RR, qname string, qtype uint16) ([]dns.RR, error) {
 				break
 			}
 			if seen[strings.ToLower(target)] {
-				return nil, errCNAMELoop
+				return nil, "", errCNAMELoop
 			}
 			seen[strings.ToLower(target)] = true
 			name = target
@@ -135,7 +154,7 @@ func records(answer []dns.RR, qname string, qtype uint16) ([]dns.RR, error) {
 			out = append(out, rr)
 		}
 	}
-	return out, nil
+	return out, name, nil
 }
 
 // cnameOf returns the target of the CNAME owned by name in answer.

@@ -418,3 +418,37 @@ func TestExchange(t *testing.T) {
 		t.Errorf("NXDOMAIN: msg %v, authentic %v, err %v; want the message, authentic denial and ErrNXDomain", m, res.Authentic, err)
 	}
 }
+
+// TestCanonicalAndTLSA checks the canonical name reported after a CNAME
+// chain (DANE's TLSA base domain, RFC 7672 §2.2.2) and LookupTLSA,
+// including an authenticated denial.
+func TestCanonicalAndTLSA(t *testing.T) {
+	t.Parallel()
+	s := dnstest.Start(t)
+	zone(s)
+	s.Add(
+		"_25._tcp.mx1.example.test. 300 IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		"_25._tcp.alias.test. 300 IN CNAME _25._tcp.mx1.example.test.",
+	)
+	s.SetAuthenticAll(true)
+	r := newResolver(t, s.Addr)
+	ctx := context.Background()
+
+	_, res, err := r.LookupIP(ctx, "Alias.Test")
+	if err != nil || res.Canonical != "mx1.example.test" || !res.Authentic {
+		t.Errorf("LookupIP(alias) = %+v, %v; want canonical mx1.example.test", res, err)
+	}
+	if _, res, _ := r.LookupIP(ctx, "mx1.example.test"); res.Canonical != "" {
+		t.Errorf("LookupIP without a chain: canonical %q, want empty", res.Canonical)
+	}
+	for _, name := range []string{"_25._tcp.mx1.example.test", "_25._tcp.alias.test"} {
+		rrs, res, err := r.LookupTLSA(ctx, name)
+		if err != nil || len(rrs) != 1 || rrs[0].Usage != 3 || rrs[0].Selector != 1 || rrs[0].MatchingType != 1 || !res.Authentic {
+			t.Errorf("LookupTLSA(%s) = %v, %+v, %v", name, rrs, res, err)
+		}
+	}
+	rrs, res, err := r.LookupTLSA(ctx, "_25._tcp.nothere.test")
+	if !errors.Is(err, resolver.ErrNXDomain) || len(rrs) != 0 || !res.Authentic {
+		t.Errorf("LookupTLSA(missing) = %v, %+v, %v; want an authenticated NXDOMAIN", rrs, res, err)
+	}
+}

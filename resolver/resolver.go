@@ -43,6 +43,9 @@ const DefaultTimeout = 5 * time.Second
 // Result describes how an answer was obtained.
 type Result struct {
 	Authentic bool // every answer involved had the AD bit from a trusted server
+	// Canonical is the name at the end of the CNAME chain the answer
+	// followed (lowercase, no trailing dot), "" when there was none.
+	Canonical string
 }
 
 // MX is one mail exchanger (RFC 5321 §5.1).

@@ -199,7 +199,7 @@ func TestRecords(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := records(tc.answer, tc.qname, tc.qtype)
+			got, _, err := records(tc.answer, tc.qname, tc.qtype)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
