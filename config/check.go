@@ -131,9 +131,7 @@ func (o *Outbound) checkDomains() error {
 		}
 		switch p.Level {
 		case "":
-			return fmt.Errorf("%w: %s.level: missing (none, encrypt, verify or mta-sts)", ErrInvalid, key)
-		case LevelDANE:
-			return fmt.Errorf("%w: %s.level: %s is not available in this version (use encrypt, verify or mta-sts)", ErrInvalid, key, p.Level)
+			return fmt.Errorf("%w: %s.level: missing (none, encrypt, verify, mta-sts or dane)", ErrInvalid, key)
 		case LevelNone:
 			if p.MinTLS != 0 {
 				return fmt.Errorf("%w: %s.min_tls: contradicts level none", ErrInvalid, key)

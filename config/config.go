@@ -67,6 +67,9 @@ type Outbound struct {
 	// Parallel bounds the destination domains one LMTP transaction
 	// delivers to at once.
 	Parallel int `yaml:"parallel"`
+	// HonourTLSRequiredNo lets "TLS-Required: No" (RFC 8689 §5) set DANE
+	// and MTA-STS aside for its message (LMTP mode; TLS still required).
+	HonourTLSRequiredNo bool `yaml:"honour_tls_required_no"`
 }
 
 // DomainPolicy is a local override for one destination domain.

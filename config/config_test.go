@@ -82,7 +82,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"outbound:\n  smtp: localhost\n", `outbound.smtp: "localhost" is not host:port`},
 		{"outbound:\n  smtp: \"\"\n  lmtp: \"\"\n", "outbound: smtp and lmtp are both empty"},
 		{"outbound:\n  delivery_timeout: 20m\n", "outbound.delivery_timeout: 20m0s is longer than"},
-		{"outbound:\n  domains:\n    partner.example: {level: dane}\n", "outbound.domains.partner.example.level: dane is not available"},
+		{"outbound:\n  honour_tls_required_no: maybe\n", "outbound.honour_tls_required_no (line 2): cannot unmarshal"},
 		{"outbound:\n  domains:\n    partner.example: {level: mta-sts, min_tls: \"1.4\"}\n", `outbound.domains.partner.example.min_tls (line 3): "1.4" is not a TLS version`},
 		{"outbound:\n  domains:\n    partner.example: {min_tls: \"1.3\"}\n", "outbound.domains.partner.example.level: missing"},
 		{"outbound:\n  domains:\n    \"bad domain\": {level: verify}\n", "outbound.domains.bad domain: not a domain name"},

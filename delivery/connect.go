@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -17,8 +18,18 @@ import (
 // proof is what a connection showed about itself.
 type proof struct {
 	level   policy.Level // Verify when the certificate is WebPKI-valid for the MX name
+	dane    bool         // the certificate matched the MX host's TLSA records
 	version uint16       // TLS version, 0 in plaintext
 	cipher  uint16
+}
+
+// String names what the connection proved: "dane", "verify",
+// "encrypt" or "none".
+func (p proof) String() string {
+	if p.dane {
+		return "dane"
+	}
+	return p.level.String()
 }
 
 // stepError is a failure to bring a connection to the point where MAIL may
@@ -61,16 +72,26 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 		conn.Close()
 		return nil, err
 	}
-	if c.tls != nil {
-		verr := d.verify(host, c.tls)
-		c.verifyErr = verr
-		if verr == nil {
-			c.proved.level = policy.Verify
-		}
-		if c.proved.level < req.Level {
+	if c.tls == nil {
+		return c, nil
+	}
+	verr := d.verify(host, c.tls)
+	c.verifyErr = verr
+	if verr == nil {
+		c.proved.level = policy.Verify
+	}
+	if req.DANE.Usable() {
+		// RFC 7672 §3: the TLSA records, not the WebPKI, authenticate.
+		if err := dane.Verify(req.DANE.Set, c.tls.PeerCertificates, req.DANE.Names, d.now()); err != nil {
 			c.close()
-			return nil, &stepError{step: "certificate", result: tlsrpt.Classify(verr), err: verr}
+			return nil, &stepError{step: "dane", result: tlsrpt.Classify(err), err: err}
 		}
+		c.proved.dane = true
+		return c, nil
+	}
+	if c.proved.level < req.Level {
+		c.close()
+		return nil, &stepError{step: "certificate", result: tlsrpt.Classify(verr), err: verr}
 	}
 	return c, nil
 }

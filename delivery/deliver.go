@@ -48,6 +48,9 @@ type Envelope struct {
 	UTF8 bool
 	// Size is the message size in bytes, or the size the MTA announced.
 	Size int64
+	// RequireTLS is set when the MTA gave REQUIRETLS (RFC 8689): only
+	// authenticated MX hosts that offer REQUIRETLS may take the message.
+	RequireTLS bool
 }
 
 // Request is one message for the recipients of one destination domain.
@@ -86,7 +89,7 @@ type Deliverer struct {
 func (d *Deliverer) Deliver(ctx context.Context, req Request) Result {
 	start := d.now()
 	var res Result
-	fail := d.tryEach(ctx, req.Plan, func(mx policy.MX, addr string) *failure {
+	fail := d.tryEach(ctx, req.Plan, req.Envelope, func(mx policy.MX, addr string) *failure {
 		r, f := d.attempt(ctx, req, mx, addr)
 		res = r
 		return f
@@ -101,9 +104,23 @@ func (d *Deliverer) Deliver(ctx context.Context, req Request) Result {
 // tryEach calls try on every address of every MX of plan, in order, until
 // try succeeds (nil) or fails finally. It returns the reply to give when no
 // address succeeded, or nil.
-func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, try func(policy.MX, string) *failure) *smtp.SMTPError {
+//
+// Hosts the plan found unusable count as tried. Under REQUIRETLS
+// (RFC 8689 §4.2.1) a host the plan does not authenticate is skipped with
+// a permanent 5.7.30.
+func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope, try func(policy.MX, string) *failure) *smtp.SMTPError {
 	var tried []failure
+	for _, u := range plan.Unusable {
+		tried = append(tried, failure{host: u.Host, kind: failPolicy, result: u.Result, err: u.Err})
+	}
+	d.reportUnusable(plan)
 	for _, mx := range plan.MXs {
+		if env.RequireTLS && !plan.Authenticated(mx) {
+			tried = append(tried, failure{host: mx.Host, kind: failMessage, err: &smtp.SMTPError{
+				Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 30},
+				Message: "REQUIRETLS support required: " + mx.Host + " is not authenticated by DANE or MTA-STS (required " + mx.Require.String() + ")"}})
+			continue
+		}
 		addrs, _, err := d.DNS.LookupIP(ctx, mx.Host)
 		if err == nil && len(addrs) == 0 {
 			err = errors.New("no address")
@@ -202,7 +219,7 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 // meets mx.Require; fresh skips the pool. reused reports a pooled one. A
 // new connection's outcome is reported for TLS-RPT.
 func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX, addr string, fresh bool) (c *client, key poolKey, reused bool, f *failure) {
-	key = poolKey{addr: addr, host: mx.Host, req: mx.Require}
+	key = poolKey{addr: addr, host: mx.Host, req: mx.Require.Key()}
 	dl, _ := ctx.Deadline()
 	if !fresh {
 		if c := d.Pool.get(key, dl); c != nil {
@@ -229,6 +246,9 @@ func acceptable(env Envelope, c *client, host, addr string) *failure {
 		return perm(554, smtp.EnhancedCode{5, 6, 3}, "8-bit message but 8BITMIME not offered")
 	case env.UTF8 && !c.has("SMTPUTF8"):
 		return perm(554, smtp.EnhancedCode{5, 6, 7}, "SMTPUTF8 required but not offered")
+	case env.RequireTLS && !c.has("REQUIRETLS"):
+		// RFC 8689 §4.2.1: the next hop must support REQUIRETLS.
+		return perm(550, smtp.EnhancedCode{5, 7, 30}, "REQUIRETLS support required but not offered")
 	case c.maxSize() > 0 && env.Size > c.maxSize():
 		return perm(552, smtp.EnhancedCode{5, 3, 4}, fmt.Sprintf("message of %d bytes exceeds the SIZE limit of %d", env.Size, c.maxSize()))
 	}
@@ -246,6 +266,9 @@ func params(env Envelope, c *client) string {
 	}
 	if env.UTF8 {
 		p += " SMTPUTF8"
+	}
+	if env.RequireTLS {
+		p += " REQUIRETLS" // RFC 8689 §3
 	}
 	return p
 }

@@ -30,7 +30,7 @@ func (d *Deliverer) logAttempt(req Request, mx policy.MX, addr string, c *client
 		if c.tls != nil {
 			tlsv, cipher = tls.VersionName(c.tls.Version), tlsname.Cipher(c.tls.CipherSuite)
 		}
-		fields = append(fields, zap.String("tls", tlsv), zap.String("cipher", cipher), zap.String("proved", c.proved.level.String()))
+		fields = append(fields, zap.String("tls", tlsv), zap.String("cipher", cipher), zap.String("proved", c.proved.String()))
 	}
 	if r != nil {
 		fields = append(fields, zap.Int("code", r.Code), zap.String("reply", r.Message))

@@ -3,8 +3,6 @@ package delivery
 import (
 	"sync"
 	"time"
-
-	"github.com/caliop/relay/policy"
 )
 
 // poolKey identifies connections that may serve one another's messages:
@@ -13,7 +11,7 @@ import (
 type poolKey struct {
 	addr string
 	host string
-	req  policy.Requirement
+	req  string // policy.Requirement.Key
 }
 
 // Pool keeps idle downstream connections for a short time so that the

@@ -18,17 +18,14 @@ func (d *Deliverer) report(plan policy.Plan, mx policy.MX, c *client, err error)
 	if d.Report == nil {
 		return
 	}
-	o := tlsrpt.Outcome{Domain: plan.Domain, Policy: tlsrpt.PolicyNone, MX: mx.Host}
-	if plan.STS != nil {
-		o.Policy = tlsrpt.PolicySTS
-	}
+	o := tlsrpt.Outcome{Domain: plan.Domain, Policy: policyType(plan, mx), MX: mx.Host}
 	var se *stepError
 	switch {
 	case errors.As(err, &se) && se.result != "":
 		o.Result, o.Detail = se.result, se.Error()
 	case err != nil:
 		return // the network, not TLS: no session to report
-	case plan.STS != nil && !plan.Enforced():
+	case mx.Require.DANE == nil && plan.STS != nil && !plan.Enforced():
 		o.Result, o.Detail = wouldFail(plan.STS, mx.Host, c)
 		if o.Result != "" {
 			d.Log.Info("mta-sts testing: policy would refuse this MX", zap.String("domain", plan.Domain), zap.String("mx", mx.Host), zap.String("result", string(o.Result)), zap.String("reason", o.Detail))
@@ -50,4 +47,25 @@ func wouldFail(sts *policy.STS, host string, c *client) (tlsrpt.ResultType, stri
 		return tlsrpt.Classify(c.verifyErr), c.verifyErr.Error()
 	}
 	return "", ""
+}
+
+// reportUnusable records the MX hosts whose TLSA lookup failed.
+func (d *Deliverer) reportUnusable(plan policy.Plan) {
+	if d.Report == nil {
+		return
+	}
+	for _, u := range plan.Unusable {
+		d.Report.Record(tlsrpt.Outcome{Domain: plan.Domain, Policy: tlsrpt.PolicyTLSA, MX: u.Host, Result: u.Result, Detail: u.Err.Error()})
+	}
+}
+
+// policyType is the RFC 8460 §4.4 policy a session with mx was under.
+func policyType(plan policy.Plan, mx policy.MX) tlsrpt.PolicyType {
+	switch {
+	case mx.Require.DANE != nil:
+		return tlsrpt.PolicyTLSA
+	case plan.STS != nil:
+		return tlsrpt.PolicySTS
+	}
+	return tlsrpt.PolicyNone
 }

@@ -35,7 +35,7 @@ type Txn struct {
 func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to string) (*Txn, *smtp.SMTPError) {
 	var t *Txn
 	var rcpt *smtp.SMTPError
-	fail := d.tryEach(ctx, plan, func(mx policy.MX, addr string) *failure {
+	fail := d.tryEach(ctx, plan, env, func(mx policy.MX, addr string) *failure {
 		for fresh := false; ; fresh = true {
 			var f *failure
 			var stale bool

@@ -11,6 +11,9 @@ package policy
 import (
 	"crypto/tls"
 	"fmt"
+	"strings"
+
+	"github.com/caliop/relay/dane"
 )
 
 // Level is what a connection to an MX must prove, weakest first. Levels
@@ -61,14 +64,55 @@ type Requirement struct {
 	// MinTLS is the lowest TLS version accepted (tls.VersionTLS12 at least
 	// unless Level is None).
 	MinTLS uint16
+	// DANE, when set, holds the MX host's DNSSEC-secure TLSA records
+	// (RFC 7672 §2.2): with usable records the certificate must match one
+	// of them and Level's WebPKI check does not apply (DANE wins); with
+	// none usable, TLS is required but cannot be authenticated.
+	DANE *DANE
 }
 
-// String renders the requirement for logs and replies, e.g. "verify,tls>=1.2".
+// DANE is what TLSA records require of one MX host.
+type DANE struct {
+	Set dane.RRSet
+	// Names are the reference identifiers a DANE-TA certificate must
+	// carry (RFC 7672 §3.2.2): the TLSA base domain, the MX host name
+	// and, when the MX records were secure, the destination domain.
+	Names []string
+}
+
+// Usable reports whether the records can authenticate the server.
+func (d *DANE) Usable() bool { return d != nil && len(d.Set.Usable()) > 0 }
+
+// Authenticated reports whether a connection meeting r is authenticated
+// (RFC 8689 §4.2.1): by usable TLSA records or a WebPKI check.
+func (r Requirement) Authenticated() bool {
+	return r.DANE.Usable() || r.DANE == nil && r.Level >= Verify
+}
+
+// String renders the requirement for logs and replies, e.g.
+// "verify,tls>=1.2" or "dane,tls>=1.2".
 func (r Requirement) String() string {
-	if r.Level == None {
+	switch {
+	case r.Level == None && r.DANE == nil:
 		return "none"
+	case r.DANE.Usable():
+		return "dane,tls>=" + tlsVersionName(r.MinTLS)
+	case r.DANE != nil:
+		return "encrypt(tlsa unusable),tls>=" + tlsVersionName(r.MinTLS)
 	}
 	return r.Level.String() + ",tls>=" + tlsVersionName(r.MinTLS)
+}
+
+// Key identifies r by value, for reusing connections that proved it.
+func (r Requirement) Key() string {
+	k := r.String()
+	if r.DANE != nil {
+		for _, t := range r.DANE.Set.Records {
+			k += "|" + t.String()
+		}
+		k += "|" + strings.Join(r.DANE.Names, ",")
+	}
+	return k
 }
 
 func tlsVersionName(v uint16) string {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 )
@@ -42,6 +43,11 @@ const (
 	SourceOverride Source = "override"
 	// SourceMTASTS: an enforced MTA-STS policy chose the MX hosts.
 	SourceMTASTS Source = "mta-sts"
+	// SourceDANE: TLSA records govern at least one MX host.
+	SourceDANE Source = "dane"
+	// SourceTLSRequiredNo: the default, with published policies set
+	// aside at the sender's request (RFC 8689 §5).
+	SourceTLSRequiredNo Source = "tls-required-no"
 )
 
 // MX is one host that may receive the domain's mail.
@@ -60,6 +66,12 @@ type Plan struct {
 	Domain string
 	Source Source
 	MXs    []MX
+	// MXSecure: DNSSEC vouched for the MX records (or, for an implicit
+	// MX, the domain's addresses).
+	MXSecure bool
+	// Unusable are MX hosts removed from MXs because their TLSA lookup
+	// failed (RFC 7672 §2.2): never tried, reported.
+	Unusable []Unusable
 	// STS is the MTA-STS policy in force (enforce or testing), if any.
 	STS *STS
 }
@@ -74,9 +86,21 @@ type STS struct {
 	Excluded []string
 }
 
-// Enforced reports whether p's MX hosts are bound by an enforced policy.
+// Enforced reports whether p's MX hosts are bound by an enforced MTA-STS
+// policy.
 func (p Plan) Enforced() bool {
 	return p.STS != nil && p.STS.Policy.Mode == mtasts.ModeEnforce
+}
+
+// Authenticated reports whether delivery to mx under p is authenticated
+// end to end as RFC 8689 §4.2.1 (REQUIRETLS) asks: the MX records secured
+// by DNSSEC and the host by DANE, or the host admitted by an enforced
+// MTA-STS policy and WebPKI-valid.
+func (p Plan) Authenticated(mx MX) bool {
+	if mx.Require.DANE.Usable() {
+		return p.MXSecure || p.Enforced()
+	}
+	return p.Enforced() && mx.Require.Level >= Verify
 }
 
 // Resolver is the DNS the engine needs.
@@ -99,42 +123,80 @@ type Engine struct {
 	STSRequired map[string]bool
 	// STS is the MTA-STS policy cache; nil disables MTA-STS.
 	STS STSCache
+	// TLSA looks up DANE records; nil disables DANE.
+	TLSA dane.Resolver
+	// DANERequired lists domains whose every MX must have usable TLSA
+	// records (override level "dane").
+	DANERequired map[string]bool
+
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.
 	Shuffle func(n int, swap func(i, j int))
 }
 
-// Plan decides how mail for domain must be delivered.
-func (e *Engine) Plan(ctx context.Context, domain string) (Plan, error) {
+// base lists domain's MX hosts under the default or override
+// requirement.
+func (e *Engine) base(ctx context.Context, domain string) (Plan, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	p := Plan{Domain: domain, Source: SourceDefault}
 	req := e.Default
 	if o, ok := e.Overrides[domain]; ok {
 		p.Source, req = SourceOverride, o
 	}
-	mxs, err := e.hosts(ctx, domain)
+	mxs, secure, err := e.hosts(ctx, domain)
 	if err != nil {
 		return p, err
 	}
 	for i := range mxs {
 		mxs[i].Require = req
 	}
-	p.MXs = mxs
-	if e.STS == nil || p.Source == SourceOverride && req.Level == None {
-		return p, nil
+	p.MXs, p.MXSecure = mxs, secure
+	return p, nil
+}
+
+// PlanWithoutPolicies is Plan without DANE and MTA-STS, for a message
+// whose sender asked for them to be set aside ("TLS-Required: No",
+// RFC 8689 §5). TLS is still required as the default or override says.
+func (e *Engine) PlanWithoutPolicies(ctx context.Context, domain string) (Plan, error) {
+	p, err := e.base(ctx, domain)
+	if p.Source == SourceDefault {
+		p.Source = SourceTLSRequiredNo
 	}
-	return e.applySTS(ctx, p, mxs)
+	return p, err
+}
+
+// Plan decides how mail for domain must be delivered.
+func (e *Engine) Plan(ctx context.Context, domain string) (Plan, error) {
+	p, err := e.base(ctx, domain)
+	if err != nil {
+		return p, err
+	}
+	if o, ok := e.Overrides[p.Domain]; ok && o.Level == None {
+		return p, nil // explicit plaintext: no published policy applies
+	}
+	// DESIGN.md precedence: DANE per MX, then MTA-STS for the MX hosts
+	// without DANE, then the default or override already set.
+	if p, err = e.applyDANE(ctx, p); err != nil {
+		return p, err
+	}
+	if e.STS != nil {
+		if p, err = e.applySTS(ctx, p); err != nil {
+			return p, err
+		}
+	}
+	return p, e.checkRequired(p)
 }
 
 // hosts lists the MX hosts in the order to try: by preference, shuffled
-// among equals, or the implicit MX.
-func (e *Engine) hosts(ctx context.Context, domain string) ([]MX, error) {
-	recs, _, err := e.DNS.LookupMX(ctx, domain)
+// among equals, or the implicit MX; secure reports whether DNSSEC vouched
+// for the answer.
+func (e *Engine) hosts(ctx context.Context, domain string) (_ []MX, secure bool, _ error) {
+	recs, res, err := e.DNS.LookupMX(ctx, domain)
 	switch {
 	case errors.Is(err, resolver.ErrNXDomain):
-		return nil, fmt.Errorf("%w: %s", ErrNoDomain, domain)
+		return nil, false, fmt.Errorf("%w: %s", ErrNoDomain, domain)
 	case err != nil:
-		return nil, fmt.Errorf("%w: MX %s: %w", ErrDNS, domain, err)
+		return nil, false, fmt.Errorf("%w: MX %s: %w", ErrDNS, domain, err)
 	}
 	if len(recs) == 0 {
 		return e.implicit(ctx, domain)
@@ -154,26 +216,26 @@ func (e *Engine) hosts(ctx context.Context, domain string) ([]MX, error) {
 		}
 	}
 	if len(out) == 0 && null {
-		return nil, fmt.Errorf("%w: %s", ErrNullMX, domain)
+		return nil, false, fmt.Errorf("%w: %s", ErrNullMX, domain)
 	}
 	slices.SortStableFunc(out, func(a, b MX) int { return int(a.Pref) - int(b.Pref) })
 	e.shuffleEqual(out)
-	return out, nil
+	return out, res.Authentic, nil
 }
 
 // implicit applies RFC 5321 §5.1: without MX records, the domain itself is
 // the MX if it has an address.
-func (e *Engine) implicit(ctx context.Context, domain string) ([]MX, error) {
-	addrs, _, err := e.DNS.LookupIP(ctx, domain)
+func (e *Engine) implicit(ctx context.Context, domain string) ([]MX, bool, error) {
+	addrs, res, err := e.DNS.LookupIP(ctx, domain)
 	switch {
 	case errors.Is(err, resolver.ErrNXDomain):
-		return nil, fmt.Errorf("%w: %s", ErrNoDomain, domain)
+		return nil, false, fmt.Errorf("%w: %s", ErrNoDomain, domain)
 	case err != nil:
-		return nil, fmt.Errorf("%w: address of %s: %w", ErrDNS, domain, err)
+		return nil, false, fmt.Errorf("%w: address of %s: %w", ErrDNS, domain, err)
 	case len(addrs) == 0:
-		return nil, fmt.Errorf("%w: %s", ErrNoMailHost, domain)
+		return nil, false, fmt.Errorf("%w: %s", ErrNoMailHost, domain)
 	}
-	return []MX{{Host: domain, Implicit: true}}, nil
+	return []MX{{Host: domain, Implicit: true}}, res.Authentic, nil
 }
 
 func (e *Engine) shuffleEqual(mxs []MX) {

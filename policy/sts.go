@@ -20,29 +20,30 @@ type STSCache interface {
 
 // applySTS narrows p under the domain's MTA-STS policy (RFC 8461 §5):
 // enforce keeps only the admitted MX hosts and requires a WebPKI-valid
-// certificate for each (§4.2); testing changes nothing but is recorded
-// in the plan, for reports. mxs already carry the default or override
-// requirement.
-func (e *Engine) applySTS(ctx context.Context, p Plan, mxs []MX) (Plan, error) {
+// certificate for each (§4.2); testing changes nothing but is recorded in
+// the plan, for reports. MX hosts with DANE are left alone: DANE takes
+// precedence (DESIGN.md). p.MXs already carry their requirements.
+func (e *Engine) applySTS(ctx context.Context, p Plan) (Plan, error) {
 	res := e.STS.Lookup(ctx, p.Domain)
-	admitted, excluded := admit(res.Policy, mxs)
-	if res.Policy != nil && res.Policy.Mode == mtasts.ModeEnforce && len(admitted) == 0 {
+	admitted, excluded := admit(res.Policy, p.MXs)
+	if enforced(res) && len(admitted) == 0 {
 		// The domain may have moved its MX and updated the policy
 		// without a new id: fetch it again, at most once in a while.
 		if e.STS.Refetch(ctx, p.Domain) {
 			res = e.STS.Lookup(ctx, p.Domain)
-			admitted, excluded = admit(res.Policy, mxs)
+			admitted, excluded = admit(res.Policy, p.MXs)
 		}
 	}
+	required := e.STSRequired[p.Domain]
 	if res.Policy == nil || res.Policy.Mode == mtasts.ModeNone {
-		if e.STSRequired[p.Domain] {
+		if required {
 			return p, fmt.Errorf("%w: %s: %s", ErrSTSRequired, p.Domain, why(res))
 		}
 		return p, nil
 	}
 	p.STS = &STS{Policy: res.Policy, ID: res.ID, Cached: res.Source == stscache.SourceCached, Excluded: excluded}
-	if res.Policy.Mode != mtasts.ModeEnforce {
-		if e.STSRequired[p.Domain] {
+	if !enforced(res) {
+		if required {
 			return p, fmt.Errorf("%w: %s: policy %s is in mode %s", ErrSTSRequired, p.Domain, res.ID, res.Policy.Mode)
 		}
 		return p, nil
@@ -50,21 +51,34 @@ func (e *Engine) applySTS(ctx context.Context, p Plan, mxs []MX) (Plan, error) {
 	if len(admitted) == 0 {
 		return p, fmt.Errorf("%w: %s: policy %s lists %s; MX: %s", ErrSTSNoMX, p.Domain, res.ID, strings.Join(res.Policy.MX, ", "), strings.Join(excluded, ", "))
 	}
+	dane := false
 	for i := range admitted {
+		if admitted[i].Require.DANE != nil {
+			dane = true
+			continue
+		}
 		admitted[i].Require = stricter(admitted[i].Require, Requirement{Level: Verify})
 	}
-	p.Source, p.MXs = SourceMTASTS, admitted
+	p.MXs = admitted
+	if !dane {
+		p.Source = SourceMTASTS
+	}
 	return p, nil
 }
 
-// admit splits mxs into the hosts policy admits and the names of the
-// others (RFC 8461 §4.1). Without a policy every host is admitted.
+func enforced(res stscache.Result) bool {
+	return res.Policy != nil && res.Policy.Mode == mtasts.ModeEnforce
+}
+
+// admit splits mxs into the hosts policy admits, with every host under
+// DANE, and the names of the others (RFC 8461 §4.1). Without a policy
+// every host is admitted.
 func admit(policy *mtasts.Policy, mxs []MX) (admitted []MX, excluded []string) {
 	if policy == nil || policy.Mode == mtasts.ModeNone {
 		return mxs, nil
 	}
 	for _, mx := range mxs {
-		if policy.Admits(mx.Host) {
+		if mx.Require.DANE != nil || policy.Admits(mx.Host) {
 			admitted = append(admitted, mx)
 		} else {
 			excluded = append(excluded, mx.Host)
@@ -75,7 +89,7 @@ func admit(policy *mtasts.Policy, mxs []MX) (admitted []MX, excluded []string) {
 
 // stricter combines two requirements, keeping the stronger of each part.
 func stricter(a, b Requirement) Requirement {
-	return Requirement{Level: max(a.Level, b.Level), MinTLS: max(a.MinTLS, b.MinTLS)}
+	return Requirement{Level: max(a.Level, b.Level), MinTLS: max(a.MinTLS, b.MinTLS), DANE: a.DANE}
 }
 
 // why says why no policy applies, for errors.

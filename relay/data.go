@@ -11,6 +11,7 @@ import (
 
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/message"
+	"github.com/caliop/relay/policy"
 )
 
 // copyBufs holds the buffers bodies are read through, so that a message
@@ -95,7 +96,7 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 // deliverRoute plans and delivers one destination domain; one reply per
 // distinct address of the route.
 func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spool) []*smtp.SMTPError {
-	plan, err := sess.s.opts.Planner.Plan(ctx, rt.domain)
+	plan, err := sess.plan(ctx, rt.domain, sp)
 	if err != nil {
 		sess.log.Info("no route", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Error(err))
 		reply := planReply(rt.domain, err)
@@ -109,6 +110,7 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 		Plan: plan,
 		Envelope: delivery.Envelope{
 			From: sess.from, EightBit: sp.EightBit(), UTF8: sess.opts.UTF8, Size: sp.Size(),
+			RequireTLS: sess.opts.RequireTLS,
 		},
 		To:   rt.addrs,
 		Body: sp,
@@ -122,6 +124,17 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 	}
 	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Int("rcpts", len(rt.addrs)), zap.Int64("size", sp.Size()), zap.Int("code", res.Replies[0].Code))
 	return res.Replies
+}
+
+// plan makes the plan for domain; for a message marked "TLS-Required: No"
+// (RFC 8689 §5), when the operator allows it and REQUIRETLS was not
+// given (RFC 8689 §5: REQUIRETLS wins), without the published policies.
+func (sess *session) plan(ctx context.Context, domain string, sp *message.Spool) (policy.Plan, error) {
+	if rp, ok := sess.s.opts.Planner.(RelaxedPlanner); ok && sess.s.opts.HonourTLSRequiredNo && !sess.opts.RequireTLS && message.TLSRequiredNo(sp.Reader()) {
+		sess.log.Info("TLS-Required: No honoured", zap.String("id", sess.id), zap.String("domain", domain))
+		return rp.PlanWithoutPolicies(ctx, domain)
+	}
+	return sess.s.opts.Planner.Plan(ctx, domain)
 }
 
 // allTemporary reports whether every reply is a 4xx: nothing was

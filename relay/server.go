@@ -28,6 +28,13 @@ type Planner interface {
 	Plan(ctx context.Context, domain string) (policy.Plan, error)
 }
 
+// RelaxedPlanner is a Planner that can plan without the destination's
+// published policies, for a message marked "TLS-Required: No" (RFC 8689
+// §5). *policy.Engine is one.
+type RelaxedPlanner interface {
+	PlanWithoutPolicies(ctx context.Context, domain string) (policy.Plan, error)
+}
+
 // Refetcher is a Planner that can fetch a domain's published policy
 // again after a delivery under it failed, and report whether it changed
 // (RFC 8461 §5.1: a domain may move its MX before a new policy id is
@@ -56,10 +63,14 @@ type Options struct {
 	SpoolDir        string // where bodies spill; "" for the system's
 	DeliveryTimeout time.Duration
 	Parallel        int // destination domains delivered at once per LMTP transaction
-	Planner         Planner
-	Deliverer       Deliverer
-	Log             *zap.Logger
-	Now             func() time.Time
+	// HonourTLSRequiredNo lets a "TLS-Required: No" header (RFC 8689 §5)
+	// set DANE and MTA-STS aside for its message in LMTP mode (TLS is
+	// still required). Off, the header is ignored.
+	HonourTLSRequiredNo bool
+	Planner             Planner
+	Deliverer           Deliverer
+	Log                 *zap.Logger
+	Now                 func() time.Time
 }
 
 // Server runs the outbound SMTP and LMTP listeners.
@@ -99,6 +110,8 @@ func (s *Server) newSMTP(lmtp bool) *smtp.Server {
 	srv.MaxMessageBytes = s.opts.MaxMessageSize
 	srv.MaxRecipients = 1000
 	srv.EnableSMTPUTF8 = true
+	// RFC 8689: advertised (by go-smtp) only once the session is TLS.
+	srv.EnableREQUIRETLS = true
 	srv.ReadTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2.7
 	srv.WriteTimeout = time.Minute
 	srv.ErrorLog = zapPrintf{s.opts.Log}

@@ -75,6 +75,13 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
 	}
+	if opts != nil && opts.RequireTLS {
+		if _, isTLS := sess.conn.TLSConnectionState(); !isTLS {
+			// RFC 8689 §4.1: REQUIRETLS is only offered, and only
+			// valid, on a TLS session.
+			return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "REQUIRETLS needs a TLS session: use STARTTLS first"}
+		}
+	}
 	sess.mu.Lock()
 	sess.busy = true
 	sess.mu.Unlock()
@@ -115,7 +122,7 @@ func (sess *session) rcptSMTP(r recipient) error {
 			sess.log.Info("no route", zap.String("domain", r.domain), zap.Error(err))
 			return reply
 		}
-		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size}
+		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size, RequireTLS: sess.opts.RequireTLS}
 		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env, r.addr)
 		if txn == nil && reply.Code/100 == 4 {
 			if p, ok := sess.replan(ctx, plan); ok {

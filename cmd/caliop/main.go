@@ -113,16 +113,17 @@ func serve(cfg *config.Config) error {
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	defer pool.Close()
 	srv := relay.New(relay.Options{
-		Hostname:        cfg.Hostname,
-		Trusted:         prefixes(cfg.Outbound.TrustedNetworks),
-		Users:           cfg.Outbound.Auth.Users,
-		TLS:             tlsCfg,
-		MaxMessageSize:  int64(cfg.Outbound.MaxMessageSize),
-		MemoryBuffer:    int64(cfg.Outbound.MemoryBuffer),
-		SpoolDir:        "",
-		DeliveryTimeout: time.Duration(cfg.Outbound.DeliveryTimeout),
-		Parallel:        cfg.Outbound.Parallel,
-		Planner:         newEngine(cfg, res, sts),
+		Hostname:            cfg.Hostname,
+		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
+		Users:               cfg.Outbound.Auth.Users,
+		TLS:                 tlsCfg,
+		MaxMessageSize:      int64(cfg.Outbound.MaxMessageSize),
+		MemoryBuffer:        int64(cfg.Outbound.MemoryBuffer),
+		SpoolDir:            "",
+		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
+		Parallel:            cfg.Outbound.Parallel,
+		HonourTLSRequiredNo: cfg.Outbound.HonourTLSRequiredNo,
+		Planner:             newEngine(cfg, res, sts),
 		Deliverer: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,
 			DNS:            res,

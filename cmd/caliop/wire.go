@@ -24,7 +24,7 @@ import (
 
 func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache) *policy.Engine {
 	req := func(l config.Level, min config.TLSVersion) policy.Requirement {
-		if l == config.LevelMTASTS {
+		if l == config.LevelMTASTS || l == config.LevelDANE {
 			// What an enforced policy requires; the engine also
 			// requires that one be in force (STSRequired).
 			l = config.LevelVerify
@@ -33,16 +33,21 @@ func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache) 
 		return policy.Requirement{Level: lv, MinTLS: uint16(min)}
 	}
 	e := &policy.Engine{
-		DNS:         res,
-		Default:     req(cfg.Outbound.Default, cfg.Outbound.MinTLS),
-		Overrides:   map[string]policy.Requirement{},
-		STSRequired: map[string]bool{},
-		STS:         sts,
+		DNS:          res,
+		Default:      req(cfg.Outbound.Default, cfg.Outbound.MinTLS),
+		Overrides:    map[string]policy.Requirement{},
+		STSRequired:  map[string]bool{},
+		STS:          sts,
+		TLSA:         res,
+		DANERequired: map[string]bool{},
 	}
 	for d, p := range cfg.Outbound.Domains {
 		e.Overrides[d] = req(p.Level, p.MinTLS)
-		if p.Level == config.LevelMTASTS {
+		switch p.Level {
+		case config.LevelMTASTS:
 			e.STSRequired[d] = true
+		case config.LevelDANE:
+			e.DANERequired[d] = true
 		}
 	}
 	return e
