@@ -53,6 +53,10 @@ type Behavior struct {
 	// EHLO reply, before and after STARTTLS. Hiding STARTTLS still
 	// accepts the command.
 	HideExtensions []string
+	// Listen is the address to listen on; "" means 127.0.0.1:0. Real
+	// component tests use distinct loopback addresses on one port, as
+	// MXs found through real DNS.
+	Listen string
 	SMTPUTF8       bool          // advertise and accept SMTPUTF8 (RFC 6531)
 	REQUIRETLS     bool          // advertise REQUIRETLS after STARTTLS and accept the MAIL parameter (RFC 8689)
 	MaxSize        int64         // go-smtp MaxMessageBytes, advertised as SIZE; 0: no limit
@@ -114,7 +118,11 @@ func Start(t testing.TB, name string, ca *testpki.CA, b Behavior) *Server {
 		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := b.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatalf("mxtest: %s: listen: %v", name, err)
 	}
