@@ -113,7 +113,6 @@ func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope,
 	for _, u := range plan.Unusable {
 		tried = append(tried, failure{host: u.Host, kind: failPolicy, result: u.Result, err: u.Err})
 	}
-	d.reportUnusable(plan)
 	for _, mx := range plan.MXs {
 		if env.RequireTLS && !plan.Authenticated(mx) {
 			tried = append(tried, failure{host: mx.Host, kind: failMessage, err: &smtp.SMTPError{

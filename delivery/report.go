@@ -49,16 +49,6 @@ func wouldFail(sts *policy.STS, host string, c *client) (tlsrpt.ResultType, stri
 	return "", ""
 }
 
-// reportUnusable records the MX hosts whose TLSA lookup failed.
-func (d *Deliverer) reportUnusable(plan policy.Plan) {
-	if d.Report == nil {
-		return
-	}
-	for _, u := range plan.Unusable {
-		d.Report.Record(tlsrpt.Outcome{Domain: plan.Domain, Policy: tlsrpt.PolicyTLSA, MX: u.Host, Result: u.Result, Detail: u.Err.Error()})
-	}
-}
-
 // policyType is the RFC 8460 §4.4 policy a session with mx was under.
 func policyType(plan policy.Plan, mx policy.MX) tlsrpt.PolicyType {
 	switch {

@@ -40,7 +40,13 @@ func (e *Engine) applyDANE(ctx context.Context, p Plan) (Plan, error) {
 		d, err := e.daneFor(ctx, p, mx.Host)
 		if err != nil {
 			p.Unusable = append(p.Unusable, Unusable{Host: mx.Host, Result: tlsrpt.DNSSECInvalid, Err: err})
+			e.report(p.Domain, mx.Host, tlsrpt.DNSSECInvalid, err)
 			continue
+		}
+		if d != nil && !d.Usable() {
+			// RFC 7672 §2.2: TLS is still required; RFC 8460 §4.3.2:
+			// every record unusable is "tlsa-invalid".
+			e.report(p.Domain, mx.Host, tlsrpt.TLSAInvalid, fmt.Errorf("no usable TLSA record at %s", d.Set.Name))
 		}
 		if d != nil {
 			mx.Require = Requirement{Level: Encrypt, MinTLS: mx.Require.MinTLS, DANE: d}
@@ -88,7 +94,7 @@ func (e *Engine) daneFor(ctx context.Context, p Plan, host string) (*DANE, error
 	return &DANE{Set: set, Names: names}, nil
 }
 
-// checkRequired applies the "dane" and "mta-sts" override levels.
+// checkRequired applies the "dane" override level.
 func (e *Engine) checkRequired(p Plan) error {
 	if !e.DANERequired[p.Domain] {
 		return nil
@@ -99,8 +105,19 @@ func (e *Engine) checkRequired(p Plan) error {
 			missing = append(missing, mx.Host)
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s: no usable DNSSEC-secure TLSA records for %s", ErrDANERequired, p.Domain, strings.Join(missing, ", "))
+	if len(missing) == 0 {
+		return nil
 	}
-	return nil
+	err := fmt.Errorf("%w: %s: no usable DNSSEC-secure TLSA records for %s", ErrDANERequired, p.Domain, strings.Join(missing, ", "))
+	for _, h := range missing {
+		e.report(p.Domain, h, tlsrpt.DANERequired, err)
+	}
+	return err
+}
+
+// report records a policy outcome for TLS-RPT (RFC 8460 §4.3.2).
+func (e *Engine) report(domain, host string, r tlsrpt.ResultType, err error) {
+	if e.Report != nil {
+		e.Report.Record(tlsrpt.Outcome{Domain: domain, Policy: tlsrpt.PolicyTLSA, MX: host, Result: r, Detail: err.Error()})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // Errors of Plan, by what the caller should answer.
@@ -128,6 +129,10 @@ type Engine struct {
 	// DANERequired lists domains whose every MX must have usable TLSA
 	// records (override level "dane").
 	DANERequired map[string]bool
+	// Report receives the RFC 8460 outcomes of the decision itself (an
+	// MX host made unusable by its TLSA lookup, DANE required but
+	// missing); nil: none. Sessions are reported by the delivery.
+	Report tlsrpt.Recorder
 
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.

@@ -62,6 +62,9 @@ type worldOpts struct {
 	overrides map[string]policy.Requirement
 	tls       bool
 	sts       bool // enable MTA-STS (policies published with stsPolicy)
+	dane      bool // enable DANE; every DNS answer is marked DNSSEC-authentic
+	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
+	honourTLSRequiredNo bool
 }
 
 func newWorld(t *testing.T, o worldOpts) *world {
@@ -89,6 +92,11 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		}
 		w.engine.STS = w.sts
 	}
+	w.engine.Report = w.tally
+	if o.dane {
+		w.engine.TLSA = res
+		w.dns.SetAuthenticAll(true)
+	}
 	pool := &delivery.Pool{Idle: 5 * time.Second, MaxMessages: 100}
 	t.Cleanup(pool.Close)
 	w.deliver = &delivery.Deliverer{
@@ -111,17 +119,18 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		trusted = nil
 	}
 	opts := Options{
-		Hostname:        "relay.test",
-		Trusted:         trusted,
-		Users:           o.users,
-		MaxMessageSize:  1 << 20,
-		MemoryBuffer:    4 << 10,
-		SpoolDir:        t.TempDir(),
-		DeliveryTimeout: o.timeout,
-		Parallel:        4,
-		Planner:         w.engine,
-		Deliverer:       w.deliver,
-		Log:             zaptest.NewLogger(t),
+		Hostname:            "relay.test",
+		Trusted:             trusted,
+		Users:               o.users,
+		MaxMessageSize:      1 << 20,
+		MemoryBuffer:        4 << 10,
+		SpoolDir:            t.TempDir(),
+		DeliveryTimeout:     o.timeout,
+		Parallel:            4,
+		HonourTLSRequiredNo: o.honourTLSRequiredNo,
+		Planner:             w.engine,
+		Deliverer:           w.deliver,
+		Log:                 zaptest.NewLogger(t),
 	}
 	if o.tls {
 		cert := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"relay.test"}})

@@ -20,7 +20,8 @@ func planReply(domain string, err error) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: domain + " does not exist (NXDOMAIN)"}
 	case errors.Is(err, policy.ErrNoMailHost):
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: domain + " has no MX and no address"}
-	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired):
+	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired),
+		errors.Is(err, policy.ErrDANELookup), errors.Is(err, policy.ErrDANERequired):
 		// DESIGN.md invariant 3: a policy failure is temporary.
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: err.Error()}
 	case errors.Is(err, policy.ErrDNS):

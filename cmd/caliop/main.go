@@ -112,6 +112,8 @@ func serve(cfg *config.Config) error {
 	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	defer pool.Close()
+	engine := newEngine(cfg, res, sts)
+	engine.Report = report
 	srv := relay.New(relay.Options{
 		Hostname:            cfg.Hostname,
 		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
@@ -123,7 +125,7 @@ func serve(cfg *config.Config) error {
 		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
 		Parallel:            cfg.Outbound.Parallel,
 		HonourTLSRequiredNo: cfg.Outbound.HonourTLSRequiredNo,
-		Planner:             newEngine(cfg, res, sts),
+		Planner:             engine,
 		Deliverer: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,
 			DNS:            res,

@@ -30,8 +30,31 @@ import (
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
-	Pool *x509.CertPool // contains only this CA
-	PEM  []byte         // CA certificate in PEM (for SSL_CERT_FILE in subprocess tests)
+	Pool *x509.CertPool // contains only the root CA
+	PEM  []byte         // root certificate in PEM (for SSL_CERT_FILE in subprocess tests)
+	// chain is what a server sends above its leaf: the intermediates,
+	// this one first; empty for a root.
+	chain [][]byte
+}
+
+// Intermediate returns a CA signed by ca. Leaves it makes carry it in
+// their chain, as a server sends its intermediates; Pool and PEM stay the
+// root's.
+func (ca *CA) Intermediate(t testing.TB) *CA {
+	t.Helper()
+	key := newKey(t)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          newSerial(t),
+		Subject:               pkix.Name{CommonName: "Caliop test intermediate", Organization: []string{"testpki"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	cert := sign(t, tmpl, ca.Cert, key, ca.Key)
+	return &CA{Cert: cert, Key: key, Pool: ca.Pool, PEM: ca.PEM, chain: append([][]byte{cert.Raw}, ca.chain...)}
 }
 
 // LeafOptions describes a leaf certificate made by CA.Leaf.
@@ -75,8 +98,8 @@ func NewCA(t testing.TB) *CA {
 }
 
 // Leaf returns a server certificate described by o. The chain holds the
-// leaf only (the CA is a root, which a server does not send) and the Leaf
-// field is set.
+// leaf and, for an intermediate CA, the intermediates (a root is not
+// sent); the Leaf field is set.
 func (ca *CA) Leaf(t testing.TB, o LeafOptions) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
@@ -111,8 +134,12 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) tls.Certificate {
 		parent, signer = tmpl, key
 	}
 	cert := sign(t, tmpl, parent, key, signer)
+	chain := [][]byte{cert.Raw}
+	if !o.SelfSigned {
+		chain = append(chain, ca.chain...)
+	}
 	return tls.Certificate{
-		Certificate: [][]byte{cert.Raw},
+		Certificate: chain,
 		PrivateKey:  key,
 		Leaf:        cert,
 	}

@@ -161,3 +161,20 @@ func TestWriteFiles(t *testing.T) {
 		t.Fatalf("key file mode %v, want 0600", perm)
 	}
 }
+
+func TestIntermediate(t *testing.T) {
+	ca := NewCA(t)
+	mid := ca.Intermediate(t)
+	leaf := mid.Leaf(t, LeafOptions{Names: []string{"mx.example.test"}})
+	if len(leaf.Certificate) != 2 {
+		t.Fatalf("chain of %d certificates, want leaf + intermediate", len(leaf.Certificate))
+	}
+	inter := x509.NewCertPool()
+	inter.AddCert(mid.Cert)
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, Intermediates: inter, DNSName: "mx.example.test"}); err != nil {
+		t.Errorf("leaf does not verify through the intermediate: %v", err)
+	}
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: "mx.example.test"}); err == nil {
+		t.Error("leaf verifies without its intermediate")
+	}
+}
