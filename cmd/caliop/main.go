@@ -31,7 +31,15 @@ func main() {
 const usage = `usage:
   caliop serve [--config FILE]          run the relay (embedded defaults without --config)
   caliop mta-sts [--config FILE] DOMAIN show DOMAIN's MTA-STS record, policy and MX hosts
+  caliop check [--config FILE] [--json] DOMAIN
+                                        diagnose DOMAIN as Caliop would deliver to it:
+                                        MX, DNSSEC, STARTTLS, certificates, TLSA, MTA-STS,
+                                        TLS-RPT and the verdict; exit 0 authenticated,
+                                        1 encrypted only, 2 refused
   caliop version                        print the version
+
+Exit status 2 also means a usage or configuration error, reported on
+standard error ("caliop: ...").
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -43,14 +51,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "serve", "mta-sts":
+	case "serve", "mta-sts", "check":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
-		if err := fs.Parse(args[1:]); err != nil {
+		jsonOut := false
+		if args[0] == "check" {
+			fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+		}
+		pos, err := parseFlags(fs, args[1:])
+		if err != nil {
 			return 2
 		}
-		if args[0] == "mta-sts" && fs.NArg() != 1 || args[0] == "serve" && fs.NArg() != 0 {
+		if args[0] == "serve" && len(pos) != 0 || args[0] != "serve" && len(pos) != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
@@ -63,9 +76,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "caliop:", err)
 			return 2
 		}
-		if args[0] == "mta-sts" {
-			err = showMTASTS(cfg, fs.Arg(0), stdout)
-		} else {
+		switch args[0] {
+		case "check":
+			exit, err := runCheck(cfg, pos[0], jsonOut, stdout)
+			if err != nil {
+				fmt.Fprintln(stderr, "caliop:", err)
+			}
+			return exit
+		case "mta-sts":
+			err = showMTASTS(cfg, pos[0], stdout)
+		default:
 			err = serve(cfg)
 		}
 		if err != nil {

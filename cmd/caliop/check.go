@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/check"
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/mtasts"
+)
+
+// runCheck diagnoses domain as the relay would deliver to it (sharing its
+// MTA-STS cache in data_dir) and prints the report, as text or indented
+// JSON. exit is the report's: 0 authenticated, 1 encrypted, 2 refused.
+func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (exit int, err error) {
+	res, err := newResolver(cfg)
+	if err != nil {
+		return 2, err
+	}
+	var dialer net.Dialer
+	sts, err := newSTS(cfg, res, dialer.DialContext, nil, zap.NewNop())
+	if err != nil {
+		return 2, err
+	}
+	connect := time.Duration(cfg.Outbound.ConnectTimeout)
+	c := &check.Checker{
+		DNS:    res,
+		Engine: newEngine(cfg, res, sts),
+		STS:    sts,
+		Prober: &delivery.Deliverer{
+			Hostname:       cfg.Hostname,
+			DNS:            res,
+			Dial:           dialer.DialContext,
+			Port:           cfg.Outbound.MXPort,
+			ConnectTimeout: connect,
+		},
+		Port: cfg.Outbound.MXPort,
+	}
+	// DNS and the policy fetch, then two rounds of probes (4 MX hosts
+	// at a time), each bounded by the connect timeout.
+	budget := mtasts.FetchTimeout + 8*time.Duration(cfg.DNS.Timeout) + 2*connect
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	r := c.Check(ctx, domain)
+	if !jsonOut {
+		r.WriteText(stdout)
+		return r.ExitCode(), nil
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return 2, err
+	}
+	return r.ExitCode(), nil
+}
+
+// parseFlags parses flags before and after the positional arguments, so
+// that `caliop check DOMAIN --json` works as `caliop check --json DOMAIN`,
+// and returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
