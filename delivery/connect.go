@@ -144,6 +144,11 @@ func (d *Deliverer) tlsConfig(host string, req policy.Requirement) *tls.Config {
 	if min < tls.VersionTLS12 {
 		min = tls.VersionTLS12
 	}
+	if req.DANE != nil {
+		// RFC 7672 §8.1: under DANE, SNI is the TLSA base domain (the
+		// end of a secure CNAME chain from the MX host name).
+		host = req.DANE.Set.Name
+	}
 	return &tls.Config{
 		ServerName:         host,
 		MinVersion:         min,

@@ -35,7 +35,11 @@ func (d *Deliverer) Probe(ctx context.Context, host, addr string) (Probe, error)
 		return p, &stepError{step: "connect", err: err}
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(d.ConnectTimeout))
+	dl := time.Now().Add(d.ConnectTimeout)
+	if cdl, ok := ctx.Deadline(); ok && cdl.Before(dl) {
+		dl = cdl
+	}
+	conn.SetDeadline(dl)
 	c := newClient(conn, host, addr)
 	// Level None: a missing STARTTLS is recorded, not an error.
 	err = c.handshake(d.Hostname, policy.Requirement{Level: policy.None}, d.tlsConfig(host, policy.Requirement{}))

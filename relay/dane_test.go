@@ -196,3 +196,28 @@ func TestDANERequiredOverride(t *testing.T) {
 		t.Errorf("reply %q (%d connections), want 451 4.7.5 naming the MX and no connection", r[0], mx.Connections())
 	}
 }
+
+// TestDANECNAME: the MX host name is an alias. The TLSA records at the end
+// of the (secure) CNAME chain apply, and that name is sent as SNI
+// (RFC 7672 §2.2.2, §8.1).
+func TestDANECNAME(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{dane: true})
+	leaf := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"mx.example.test"}, SelfSigned: true})
+	mx := w.mx("mx.example.test", mxtest.Behavior{Cert: &leaf})
+	w.dns.Add("alias.example.test. 60 IN CNAME mx.example.test.", "example.test. 60 IN MX 10 alias.example.test.")
+	w.dns.Add(tlsa("mx.example.test", 3, 1, leaf.Leaf))
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody)
+	if !strings.HasPrefix(r[0], "250") {
+		t.Fatalf("reply %q, want delivered under the target's TLSA", r[0])
+	}
+	if m := mx.Messages(); len(m) != 1 || m[0].ServerName != "mx.example.test" {
+		t.Errorf("stored %d messages, SNI %q; want 1 with SNI mx.example.test", len(m), func() string {
+			if len(m) == 0 {
+				return ""
+			}
+			return m[0].ServerName
+		}())
+	}
+}

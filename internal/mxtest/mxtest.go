@@ -56,11 +56,11 @@ type Behavior struct {
 	// Listen is the address to listen on; "" means 127.0.0.1:0. Real
 	// component tests use distinct loopback addresses on one port, as
 	// MXs found through real DNS.
-	Listen string
-	SMTPUTF8       bool          // advertise and accept SMTPUTF8 (RFC 6531)
-	REQUIRETLS     bool          // advertise REQUIRETLS after STARTTLS and accept the MAIL parameter (RFC 8689)
-	MaxSize        int64         // go-smtp MaxMessageBytes, advertised as SIZE; 0: no limit
-	Delay          time.Duration // wait after the body before the final DATA reply
+	Listen     string
+	SMTPUTF8   bool          // advertise and accept SMTPUTF8 (RFC 6531)
+	REQUIRETLS bool          // advertise REQUIRETLS after STARTTLS and accept the MAIL parameter (RFC 8689)
+	MaxSize    int64         // go-smtp MaxMessageBytes, advertised as SIZE; 0: no limit
+	Delay      time.Duration // wait after the body before the final DATA reply
 }
 
 // Message is a message the server accepted.
