@@ -6,9 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -186,6 +189,62 @@ func TestDANEWithDNSSEC(t *testing.T) {
 		a := daneAttempt(t, out, "insecure.test")
 		if a["policy"] != "default" || strings.HasPrefix(fmt.Sprint(a["required"]), "dane") || a["proved"] == "dane" || a["code"] != 250.0 {
 			t.Errorf("delivery attempt for insecure.test = %v; want policy default, no DANE required or proved, code 250", a)
+		}
+	})
+
+	// caliop check --json, against the same DNS and MXs, says what
+	// delivery just did, and why.
+	t.Run("check", func(t *testing.T) {
+		cfgFile := filepath.Join(t.TempDir(), "check.yaml")
+		cfg := Config{Hostname: "relay.test", DNS: d.Resolver, LMTP: freeAddr(t), MXPort: p, Default: "encrypt", DataDir: t.TempDir()}
+		if err := os.WriteFile(cfgFile, []byte(cfg.YAML()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			domain, verdict string
+			exit            int
+			match           bool // a TLSA record matched the probed chain
+		}{
+			{"good.example.test", "authenticated", 0, true},
+			{"wrong.example.test", "refused", 2, false},
+			{"insecure.test", "encrypted", 1, false},
+			{"bogus.test", "refused", 2, false},
+		} {
+			cmd := exec.Command(bin, "check", "--json", "--config", cfgFile, tc.domain)
+			outb, err := cmd.Output()
+			exit := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				exit = ee.ExitCode()
+			} else if err != nil {
+				t.Fatalf("check %s: %v", tc.domain, err)
+			}
+			var rep struct {
+				Verdict string `json:"verdict"`
+				Reason  string `json:"reason"`
+				MX      []struct {
+					Host      string `json:"host"`
+					Addresses []struct {
+						Probe struct {
+							TLSAMatch []struct {
+								Record string `json:"record"`
+							} `json:"tlsa_match"`
+						} `json:"probe"`
+					} `json:"addresses"`
+				} `json:"mx"`
+			}
+			if err := json.Unmarshal(outb, &rep); err != nil {
+				t.Fatalf("check %s: output is not JSON: %v\n%s", tc.domain, err, outb)
+			}
+			matched := false
+			for _, mx := range rep.MX {
+				for _, a := range mx.Addresses {
+					matched = matched || len(a.Probe.TLSAMatch) > 0
+				}
+			}
+			if rep.Verdict != tc.verdict || exit != tc.exit || matched != tc.match {
+				t.Errorf("check %s: verdict %q (%s), exit %d, TLSA matched %v; want %q, exit %d, matched %v\n%s", tc.domain, rep.Verdict, rep.Reason, exit, matched, tc.verdict, tc.exit, tc.match, outb)
+			}
 		}
 	})
 
