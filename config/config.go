@@ -32,6 +32,7 @@ type Config struct {
 	DataDir  string   `yaml:"data_dir"`
 	DNS      DNS      `yaml:"dns"`
 	Outbound Outbound `yaml:"outbound"`
+	Inbound  Inbound  `yaml:"inbound"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Log      Log      `yaml:"log"`
 }
@@ -159,6 +160,7 @@ func Defaults() *Config {
 			Reuse:           Reuse{Idle: Duration(10 * time.Second), MaxMessages: 100},
 			Parallel:        8,
 		},
+		Inbound: inboundDefaults(),
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "json"},
 	}
@@ -197,8 +199,8 @@ func (c *Config) finish() error {
 		c.DNS.Servers[i] = s
 	}
 	o := &c.Outbound
-	if o.SMTP == "" && o.LMTP == "" {
-		return bad("outbound", "smtp and lmtp are both empty: nothing would listen")
+	if o.SMTP == "" && o.LMTP == "" && c.Inbound.Listen == "" {
+		return bad("outbound", "smtp and lmtp are both empty, and inbound.listen too: nothing would listen")
 	}
 	for key, addr := range map[string]string{"outbound.smtp": o.SMTP, "outbound.lmtp": o.LMTP, "metrics.listen": c.Metrics.Listen} {
 		if addr == "" {
@@ -240,7 +242,10 @@ func (c *Config) finish() error {
 	if err := o.checkUsers(); err != nil {
 		return err
 	}
-	return o.checkDomains()
+	if err := o.checkDomains(); err != nil {
+		return err
+	}
+	return c.finishInbound()
 }
 
 var typeOfConfig = typeOf[Config]()

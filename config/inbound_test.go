@@ -1,0 +1,52 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestInbound(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	os.WriteFile(key, []byte("x"), 0o600)
+	base := "hostname: relay.example.net\ndns: {servers: [\"127.0.0.1\"]}\n"
+	c, err := Parse([]byte(base + "inbound:\n  listen: \":25\"\n  domains: [Example.NET, bücher.example]\n  tls: {cert: " + cert + ", key: " + key + "}\n  require_tls_from: [partner.example]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Inbound
+	if in.Hostname != "relay.example.net" || strings.Join(in.Domains, ",") != "example.net,xn--bcher-kva.example" || in.NextHop != "127.0.0.1:10026" {
+		t.Errorf("inbound = %+v", in)
+	}
+	if in.MTASTS.Mode != "enforce" || strings.Join(in.MTASTS.MX, ",") != "relay.example.net" || time.Duration(in.MTASTS.MaxAge) != 7*24*time.Hour {
+		t.Errorf("mta_sts defaults = %+v", in.MTASTS)
+	}
+	c, err = Parse([]byte(base + "inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls:\n    acme: {email: ops@example.net}\n"))
+	if err != nil || c.Inbound.TLS.ACME.Directory != DefaultACMEDirectory || c.Inbound.TLS.ACME.Challenge != "tls-alpn-01" {
+		t.Errorf("acme defaults: %+v, %v", c.Inbound.TLS.ACME, err)
+	}
+
+	for _, tc := range []struct{ src, want string }{
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n", "inbound.tls: set cert and key, or acme"},
+		{"inbound:\n  listen: \":25\"\n  tls: {cert: " + cert + ", key: " + key + "}\n", "inbound.domains: no domain"},
+		{"inbound:\n  listen: \":25\"\n  domains: [\"bad domain\"]\n  tls: {cert: " + cert + ", key: " + key + "}\n", `inbound.domains[0]: "bad domain" is not a domain name`},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: /nonexistent.pem, key: " + key + "}\n", "inbound.tls.cert: stat /nonexistent.pem"},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls:\n    acme: {challenge: dns-01}\n", `inbound.tls.acme.challenge: "dns-01": tls-alpn-01 or http-01`},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  https_listen: \"\"\n  tls:\n    acme: {}\n", "inbound.tls.acme.challenge: tls-alpn-01 needs https_listen"},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  mta_sts: {mode: strict}\n", `inbound.mta_sts.mode: "strict"`},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  mta_sts: {max_age: 400d}\n", "inbound.mta_sts.max_age"},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  require_tls: some\n", `inbound.require_tls: "some"`},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  limits: {max_line: 512}\n", "inbound.limits.max_line: 512: at least 1000"},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  tls_rpt: {rua: [\"tlsrpt@example.net\"]}\n", "inbound.tls_rpt.rua[0]"},
+		{"inbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  limitz: {}\n", "inbound.limitz (line 7): unknown key"},
+	} {
+		_, err := Parse([]byte(base + tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
