@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
@@ -159,5 +160,17 @@ func serve(cfg *config.Config) error {
 		},
 		Log: log.Named("relay"),
 	})
-	return runAll(cfg, srv, reg, log)
+	var services []service
+	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
+	if cfg.Outbound.SMTP != "" {
+		services = append(services, service{"outbound.smtp", cfg.Outbound.SMTP, srv.ServeSMTP, drain})
+	}
+	if cfg.Outbound.LMTP != "" {
+		services = append(services, service{"outbound.lmtp", cfg.Outbound.LMTP, srv.ServeLMTP, drain})
+	}
+	if cfg.Metrics.Listen != "" {
+		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil))
+	}
+	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers))
+	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,7 +20,6 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/policy"
-	"github.com/caliop/relay/relay"
 	"github.com/caliop/relay/resolver"
 )
 
@@ -74,70 +75,93 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 	return zc.Build()
 }
 
-// runAll listens on every configured address, then waits for a signal and
-// shuts down within the delivery budget.
-func runAll(cfg *config.Config, srv *relay.Server, reg *prometheus.Registry, log *zap.Logger) error {
-	var ls []net.Listener
-	closeAll := func() {
-		for _, l := range ls {
-			l.Close()
+// service is one listener of the process: its configuration key (for
+// errors), address, how it serves and how it stops.
+type service struct {
+	key      string
+	addr     string
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+}
+
+// httpService serves h on addr, TLS when cfg is set.
+func httpService(key, addr string, h http.Handler, cfg *tls.Config) service {
+	hs := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	serve := func(l net.Listener) error {
+		if cfg != nil {
+			l = tls.NewListener(l, cfg)
 		}
-	}
-	listen := func(addr string) (net.Listener, error) {
-		l, err := net.Listen("tcp", addr)
-		if err == nil {
-			ls = append(ls, l)
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
 		}
-		return l, err
+		return nil
 	}
-	errc := make(chan error, 3)
-	if cfg.Outbound.SMTP != "" {
-		l, err := listen(cfg.Outbound.SMTP)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("outbound.smtp: %w", err)
-		}
-		go func() { errc <- srv.ServeSMTP(l) }()
-	}
-	if cfg.Outbound.LMTP != "" {
-		l, err := listen(cfg.Outbound.LMTP)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("outbound.lmtp: %w", err)
-		}
-		go func() { errc <- srv.ServeLMTP(l) }()
-	}
+	return service{key: key, addr: addr, serve: serve, shutdown: hs.Shutdown}
+}
+
+// metricsHandler serves /metrics and /healthz.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	if cfg.Metrics.Listen != "" {
-		l, err := listen(cfg.Metrics.Listen)
+	return mux
+}
+
+// runAll listens on every service's address (all or nothing), serves them,
+// then waits for a signal and shuts them all down within grace.
+func runAll(services []service, grace time.Duration, log *zap.Logger) error {
+	var ls []net.Listener
+	for _, s := range services {
+		l, err := net.Listen("tcp", s.addr)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("metrics.listen: %w", err)
+			for _, l := range ls {
+				l.Close()
+			}
+			return fmt.Errorf("%s: %w", s.key, err)
 		}
+		ls = append(ls, l)
+	}
+	errc := make(chan error, len(services))
+	for i, s := range services {
 		go func() {
-			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
+			if err := s.serve(ls[i]); err != nil {
+				errc <- fmt.Errorf("%s: %w", s.key, err)
 			}
 		}()
+		log.Info("listening", zap.String("service", s.key), zap.String("addr", ls[i].Addr().String()))
 	}
-	log.Info("started", zap.String("hostname", cfg.Hostname), zap.String("smtp", cfg.Outbound.SMTP), zap.String("lmtp", cfg.Outbound.LMTP), zap.String("metrics", cfg.Metrics.Listen), zap.Strings("dns", cfg.DNS.Servers))
-
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case s := <-sig:
 		log.Info("shutting down", zap.String("signal", s.String()))
 	case err := <-errc:
-		closeAll()
+		for _, l := range ls {
+			l.Close()
+		}
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err := srv.Shutdown(ctx)
-	hs.Shutdown(ctx)
-	log.Info("stopped", zap.Error(err))
+	var wg sync.WaitGroup
+	for _, s := range services {
+		wg.Go(func() {
+			if err := s.shutdown(ctx); err != nil {
+				log.Warn("shutdown", zap.String("service", s.key), zap.Error(err))
+			}
+		})
+	}
+	wg.Wait()
+	log.Info("stopped")
 	return nil
+}
+
+// onceShutdown makes one shutdown shared by several services.
+func onceShutdown(f func(context.Context) error) func(context.Context) error {
+	var once sync.Once
+	var err error
+	return func(ctx context.Context) error {
+		once.Do(func() { err = f(ctx) })
+		return err
+	}
 }
