@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/caliop/relay/internal/smtpreply"
 )
 
 // client speaks SMTP to one destination MX (RFC 5321), with PIPELINING
@@ -49,35 +51,9 @@ func (c *client) reply() (*smtp.SMTPError, error) {
 	return parseReply(code, msg), nil
 }
 
-// parseReply splits an RFC 3463 enhanced status code off the text; without
-// one, the code's class with .0.0 stands in.
-func parseReply(code int, msg string) *smtp.SMTPError {
-	r := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: msg}
-	first, rest, _ := strings.Cut(msg, " ")
-	if ec, ok := parseEnhanced(first); ok && ec[0] == code/100 {
-		r.EnhancedCode = ec
-		// Each continuation line repeats the code (RFC 2034 §3).
-		r.Message = strings.ReplaceAll(rest, "\n"+first+" ", "\n")
-	}
-	r.Message = strings.ReplaceAll(r.Message, "\n", " ")
-	return r
-}
-
-func parseEnhanced(s string) (smtp.EnhancedCode, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return smtp.EnhancedCode{}, false
-	}
-	var ec smtp.EnhancedCode
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 || len(p) > 3 {
-			return smtp.EnhancedCode{}, false
-		}
-		ec[i] = n
-	}
-	return ec, ec[0] == 2 || ec[0] == 4 || ec[0] == 5
-}
+// parseReply is smtpreply.Parse: the enhanced status code split off the
+// text (RFC 3463, RFC 2034 §3).
+func parseReply(code int, msg string) *smtp.SMTPError { return smtpreply.Parse(code, msg) }
 
 // cmd sends one command and reads its reply.
 func (c *client) cmd(format string, args ...any) (*smtp.SMTPError, error) {

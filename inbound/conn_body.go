@@ -1,0 +1,88 @@
+package inbound
+
+import (
+	"bytes"
+	"time"
+)
+
+// bodyDeadline gives each read of a body a deadline of its own, instead
+// of go-smtp's one for the whole body; the pacer's watchdog, at half of
+// it, acts first.
+func (c *clientConn) bodyDeadline() {
+	if c.br.Buffered() == 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(2 * c.s.opts.Limits.CommandTimeout))
+	}
+}
+
+// readChunk reads the rest of a BDAT chunk.
+func (c *clientConn) readChunk(p []byte) (int, error) {
+	c.bodyDeadline()
+	n, err := c.br.Read(p[:min(int64(len(p)), c.bdatLeft)])
+	c.bdatLeft -= int64(n)
+	if c.bdatLeft == 0 {
+		c.mode = modeCommand
+	}
+	return n, err
+}
+
+// readData reads what is buffered of the body, never past its end
+// (RFC 5321 §4.5.2), so that the next command is again read alone.
+func (c *clientConn) readData(p []byte) (int, error) {
+	c.bodyDeadline()
+	if c.br.Buffered() == 0 {
+		if _, err := c.br.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
+	n := 0
+	for n < len(buf) {
+		if c.dot == dotData {
+			// Skip to the next CR: the only byte that matters here.
+			i := bytes.IndexByte(buf[n:], '\r')
+			if i < 0 {
+				n = len(buf)
+				break
+			}
+			n += i
+		}
+		c.dot = c.dot.next(buf[n])
+		n++
+		if c.dot == dotEnd {
+			c.mode, c.dot = modeCommand, dotBeginLine
+			break
+		}
+	}
+	copy(p, buf[:n])
+	c.br.Discard(n)
+	return n, nil
+}
+
+// dotState finds the end of the body exactly as go-smtp's dataReader
+// does, so that both agree on where the next command starts.
+type dotState int
+
+const (
+	dotBeginLine dotState = iota // at the start of a line (after CRLF)
+	dotDot                       // "." at the start of a line
+	dotDotCR                     // ".\r" at the start of a line
+	dotCR                        // "\r"
+	dotData                      // inside a line
+	dotEnd                       // ".\r\n" at the start of a line
+)
+
+func (s dotState) next(b byte) dotState {
+	switch {
+	case s == dotBeginLine && b == '.':
+		return dotDot
+	case s == dotDot && b == '\r':
+		return dotDotCR
+	case s == dotDotCR && b == '\n':
+		return dotEnd
+	case s == dotCR && b == '\n':
+		return dotBeginLine
+	case (s == dotBeginLine || s == dotData) && b == '\r':
+		return dotCR
+	}
+	return dotData
+}

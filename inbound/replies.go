@@ -1,0 +1,71 @@
+package inbound
+
+import (
+	"fmt"
+
+	"github.com/emersion/go-smtp"
+)
+
+// The replies Caliop gives of its own. Everything else a client reads is
+// go-smtp's or the next hop's. go-smtp turns an error that is not an
+// *smtp.SMTPError into a permanent 554, so every error returned to it is
+// one of these.
+var (
+	// RFC 3207 §4: a server may require TLS before MAIL.
+	errNeedTLS = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	// DESIGN.md invariant 5: only the operator's domains.
+	errRelayDenied = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relaying denied"}
+	// The next hop is down, timed out, or broke off before MAIL or RCPT
+	// was answered: nothing was accepted.
+	errNextHop = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Next hop unavailable, try again later"}
+	// The next hop broke off while the body went to it: not accepted.
+	errNextHopLost = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Connection to the next hop lost, try again later"}
+	// RFC 6152 §3 and RFC 6531 §3.2: the next hop cannot take it as is.
+	errNo8BitMIME = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3}, Message: "8-bit body not accepted by the next hop"}
+	errNoUTF8     = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "SMTPUTF8 not accepted by the next hop"}
+	// A body line longer than Limits.MaxLine (RFC 5321 §4.5.3.1.6).
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 0}, Message: "Line too long, closing connection"}
+)
+
+// errDataTooSlow: the body came slower than Limits.MinDataRate.
+func errDataTooSlow(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: host + " data too slow, closing connection"}
+}
+
+// errDataIdle: no body byte for Limits.CommandTimeout.
+func errDataIdle(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: host + " timeout reading message data, closing connection"}
+}
+
+// errDataBroken: the body could not be read to its end.
+func errDataBroken(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: host + " error reading message data, closing connection"}
+}
+
+// errShuttingDown: RFC 5321 §3.8, a server shutting down may close with
+// 421 at any time.
+func errShuttingDown(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: host + " shutting down, try again later"}
+}
+
+func errTooManyConnections(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many connections, try again later"}
+}
+
+func errTooManyErrors(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many errors, closing connection"}
+}
+
+// localError keeps an internal fault temporary.
+func localError(err error) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: " + err.Error()}
+}
+
+// replyLine is r as one reply line, CRLF included.
+func replyLine(r *smtp.SMTPError) string {
+	ec := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, ec[0], ec[1], ec[2], r.Message)
+}
+
+// positive reports a 2xx reply.
+func positive(r *smtp.SMTPError) bool { return r.Code/100 == 2 }

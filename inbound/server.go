@@ -1,0 +1,230 @@
+// Package inbound is Caliop's port-25 listener in front of the MTA: it
+// accepts mail for the operator's domains only (DESIGN.md invariant 5),
+// can require STARTTLS (RFC 3207) from partner domains, and proxies each
+// transaction command by command to the next hop (Postfix), as Postfix's
+// own before-queue proxy does (SMTPD_PROXY_README): MAIL and each RCPT are
+// passed on when received and the next hop's reply is the client's, the
+// body is spooled whole, with a Received header and line endings made
+// CRLF, before it goes on, and the next hop's reply to the end of DATA is
+// returned verbatim. Caliop holds no queue: no 250 is ever given before
+// the next hop gave it (DESIGN.md invariant 1). The real client reaches
+// Postfix through XCLIENT (Postfix XCLIENT_README) when it is offered.
+//
+// Abuse is bounded by Limits: connections in all and per address, line
+// length, error replies, an idle timeout per command and a minimum data
+// rate while the body is read.
+package inbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+)
+
+// Options configure a Server. Every outside dependency is a field.
+type Options struct {
+	// Hostname is Caliop's own name: greeting, EHLO to the next hop,
+	// Received header.
+	Hostname string
+	// Domains are the domains mail is accepted for, lowercase A-labels;
+	// a recipient's domain (after IDNA ToASCII, lowercase) must be one.
+	Domains []string
+	NextHop string // host:port of the MTA behind, e.g. 127.0.0.1:10026
+	// Dial opens the connection to the next hop; nil: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	TLS  *tls.Config // STARTTLS certificate; nil: STARTTLS not offered
+	// RequireTLSFrom lists sender (MAIL FROM) domains that must use TLS;
+	// RequireTLSAll requires it from every sender.
+	RequireTLSFrom []string
+	RequireTLSAll  bool
+	MaxMessageSize int64  // SIZE advertised and enforced; default 50 MiB
+	MemoryBuffer   int64  // body bytes in memory before spilling; default 1 MiB
+	SpoolDir       string // where bodies spill; "" for the system's
+	// NextHopTimeout bounds each command toward the next hop; default 5
+	// minutes (RFC 5321 §4.5.3.2).
+	NextHopTimeout time.Duration
+	// DataTimeout bounds the wait for the next hop's reply to the end of
+	// the body; default 10 minutes (RFC 5321 §4.5.3.2.6).
+	DataTimeout time.Duration
+	Limits      Limits
+	Stats       *Stats // may be nil
+	Log         *zap.Logger
+	Now         func() time.Time
+}
+
+// Limits bound what one client, or all of them, may cost. A zero field
+// takes its default, except MinDataRate, where 0 disables the check.
+type Limits struct {
+	MaxConnections int // all clients; default 1000
+	MaxPerIP       int // per client address; default 20
+	// MaxLine is the longest command or text line, CRLF included
+	// (go-smtp MaxLineLength); default 2000 (RFC 5321 §4.5.3.1.6 allows
+	// 1000, doubled for lenience).
+	MaxLine int
+	// MaxErrors is how many 4xx/5xx replies a session may get before
+	// "421 4.7.0 too many errors" and disconnect; default 10. go-smtp
+	// itself gives up after four unrecognised or malformed commands.
+	MaxErrors int
+	// CommandTimeout is the idle time allowed waiting for each command,
+	// and for each read of the body; default 5 minutes (RFC 5321
+	// §4.5.3.2.7).
+	CommandTimeout time.Duration
+	// MinDataRate is the bytes per second the body must sustain, checked
+	// over each 10-second window; 0 disables.
+	MinDataRate int64
+}
+
+// Defaults for zero fields.
+const (
+	defaultMaxMessageSize = 50 << 20
+	defaultMemoryBuffer   = 1 << 20
+	defaultNextHopTimeout = 5 * time.Minute
+	defaultDataTimeout    = 10 * time.Minute
+	defaultRateWindow     = 10 * time.Second
+	// defaultKeepAlive is how often a NOOP keeps the next hop's
+	// connection open while a slow client sends its body (Postfix
+	// smtpd_timeout is 300 s, less under stress).
+	defaultKeepAlive = 30 * time.Second
+	maxRecipients    = 1000 // Postfix smtpd_recipient_limit
+)
+
+// Server is the inbound SMTP listener.
+type Server struct {
+	opts     Options
+	smtp     *smtp.Server
+	domains  map[string]bool
+	partners map[string]bool
+	draining atomic.Bool
+	// window is the span over which MinDataRate is checked; keepAlive the
+	// NOOP interval toward the next hop while a body is read. Fields, so
+	// that tests can shorten them.
+	window, keepAlive time.Duration
+
+	mu    sync.Mutex
+	conns map[*clientConn]struct{}
+	perIP map[string]int
+}
+
+// New builds a Server; call Serve for each listener.
+func New(o Options) *Server {
+	o = withDefaults(o)
+	s := &Server{
+		opts: o, domains: set(o.Domains), partners: set(o.RequireTLSFrom),
+		window: defaultRateWindow, keepAlive: defaultKeepAlive,
+		conns: map[*clientConn]struct{}{}, perIP: map[string]int{},
+	}
+	srv := smtp.NewServer(backend{s})
+	srv.Domain = o.Hostname
+	// TLSConfig stays nil: clientConn runs STARTTLS (see clientConn).
+	srv.MaxMessageBytes = o.MaxMessageSize
+	srv.MaxLineLength = o.Limits.MaxLine
+	srv.MaxRecipients = maxRecipients
+	srv.EnableSMTPUTF8 = true
+	srv.ReadTimeout = o.Limits.CommandTimeout
+	srv.WriteTimeout = o.Limits.CommandTimeout
+	srv.ErrorLog = zapPrintf{o.Log}
+	s.smtp = srv
+	return s
+}
+
+func withDefaults(o Options) Options {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
+	}
+	orDefault(&o.MaxMessageSize, defaultMaxMessageSize)
+	orDefault(&o.MemoryBuffer, defaultMemoryBuffer)
+	orDefault(&o.NextHopTimeout, defaultNextHopTimeout)
+	orDefault(&o.DataTimeout, defaultDataTimeout)
+	l := &o.Limits
+	orDefault(&l.MaxConnections, 1000)
+	orDefault(&l.MaxPerIP, 20)
+	orDefault(&l.MaxLine, 2000)
+	orDefault(&l.MaxErrors, 10)
+	orDefault(&l.CommandTimeout, 5*time.Minute)
+	return o
+}
+
+// orDefault sets a zero or negative *v to d.
+func orDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func set(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// Serve accepts sessions on l until Shutdown, then returns nil.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.smtp.Serve(&listener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) || s.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting (new connections get 421), says 421 4.3.2 to
+// and closes sessions between transactions, lets transactions in flight
+// finish until ctx ends (each session is closed with 421 at its end), then
+// closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	open := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		if !c.busy.Load() {
+			c.hangUp(errShuttingDown(s.opts.Hostname))
+		}
+	}
+	err := s.smtp.Shutdown(ctx)
+	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		s.smtp.Close()
+		return err
+	}
+	return nil
+}
+
+// backend hands go-smtp a session at the client's first EHLO or HELO.
+type backend struct{ s *Server }
+
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	cc, ok := c.Conn().(*clientConn)
+	if !ok {
+		return nil, localError(fmt.Errorf("unexpected connection type %T", c.Conn()))
+	}
+	if b.s.draining.Load() {
+		return nil, errShuttingDown(b.s.opts.Hostname)
+	}
+	return newSession(b.s, c, cc), nil
+}
+
+var _ smtp.Backend = backend{}
+
+// zapPrintf adapts zap to go-smtp's ErrorLog.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, v ...any) { z.l.Sugar().Warnf(format, v...) }
+func (z zapPrintf) Println(v ...any)               { z.l.Sugar().Warnln(v...) }

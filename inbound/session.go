@@ -1,0 +1,230 @@
+package inbound
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+	"golang.org/x/net/idna"
+)
+
+// session is one client session, and its connection to the next hop,
+// opened at the first MAIL and reused (after RSET) for the session's
+// later transactions.
+type session struct {
+	s    *Server
+	conn *smtp.Conn
+	c    *clientConn
+	log  *zap.Logger
+
+	// hopMu is held by Mail, Rcpt and Data, which use the next hop. With
+	// BDAT go-smtp runs Data in a goroutine of its own; Logout may come
+	// from Shutdown. hop is read without hopMu only to close it.
+	hopMu sync.Mutex
+	hop   atomic.Pointer[nextHop]
+	txn   *txn // the transaction, since the next hop accepted MAIL
+}
+
+// txn is what a transaction needs at DATA, gathered at MAIL, in the
+// goroutine serving the connection.
+type txn struct {
+	id       string
+	domain   string // sender domain, "" for the null sender
+	received receivedInfo
+	rcpts    int // recipients the next hop accepted
+}
+
+func newSession(s *Server, conn *smtp.Conn, c *clientConn) *session {
+	return &session{s: s, conn: conn, c: c, log: s.opts.Log.With(zap.String("client", c.RemoteAddr().String()))}
+}
+
+// Mail opens a transaction at the next hop (RFC 5321 §4.1.1.2): the
+// client gets 250 only after the next hop gave it.
+func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
+	// Shutdown spares a busy session; the order of the two atomics makes
+	// sure it either sees busy or Mail sees draining.
+	sess.c.busy.Store(true)
+	if sess.s.draining.Load() {
+		sess.c.busy.Store(false)
+		return errShuttingDown(sess.s.opts.Hostname)
+	}
+	err := sess.mail(from, opts)
+	if err != nil {
+		sess.c.busy.Store(false)
+	}
+	return err
+}
+
+func (sess *session) mail(from string, opts *smtp.MailOptions) error {
+	if opts == nil {
+		opts = &smtp.MailOptions{}
+	}
+	domain := senderDomain(from)
+	isTLS := sess.c.isTLS()
+	if !isTLS && (sess.s.opts.RequireTLSAll || sess.s.partners[domain]) {
+		sess.log.Info("tls required", zap.String("domain", domain))
+		return errNeedTLS
+	}
+	sess.hopMu.Lock()
+	defer sess.hopMu.Unlock()
+	sess.txn = nil
+	h := sess.openHop()
+	if h == nil {
+		return errNextHop
+	}
+	params, refused := h.mailParams(opts)
+	if refused != nil {
+		return refused
+	}
+	reply, err := h.cmd("MAIL FROM:<%s>%s", from, params)
+	if err != nil {
+		sess.dropHop("mail", err)
+		return errNextHop
+	}
+	if !positive(reply) {
+		return sess.passOn(reply)
+	}
+	sess.txn = &txn{id: newID(), domain: domain, received: sess.receivedInfo()}
+	sess.s.opts.Stats.add(domain, isTLS)
+	return nil
+}
+
+// openHop returns the next hop connection, reset for a new transaction,
+// or a new one; nil when the next hop cannot be reached.
+func (sess *session) openHop() *nextHop {
+	helo := sess.conn.Hostname()
+	if h := sess.hop.Load(); h != nil {
+		// A new HELO (after STARTTLS, say) needs a new XCLIENT.
+		if h.helo == helo {
+			if r, err := h.cmd("RSET"); err == nil && r.Code == 250 {
+				return h
+			}
+		}
+		sess.dropHop("reuse", nil)
+	}
+	h, err := sess.s.dialNextHop(sess.peer(helo))
+	if err != nil {
+		sess.log.Warn("next hop unavailable", zap.String("next_hop", sess.s.opts.NextHop), zap.Error(err))
+		return nil
+	}
+	sess.hop.Store(h)
+	return h
+}
+
+func (sess *session) peer(helo string) peer {
+	ap, _ := netip.ParseAddrPort(sess.c.RemoteAddr().String())
+	return peer{addr: ap, helo: helo, esmtp: sess.c.esmtp.Load()}
+}
+
+// dropHop closes the next hop connection after a failure.
+func (sess *session) dropHop(stage string, err error) {
+	if err != nil {
+		sess.log.Warn("next hop failed", zap.String("stage", stage), zap.Error(err))
+	}
+	if h := sess.hop.Swap(nil); h != nil {
+		h.quit()
+	}
+}
+
+// passOn returns the next hop's refusal as the client's reply. A 421
+// means the next hop closes: the client gets it as 451, since the client
+// session goes on.
+func (sess *session) passOn(r *smtp.SMTPError) error {
+	if r.Code == 421 {
+		sess.dropHop("421", r)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: r.EnhancedCode, Message: r.Message}
+	}
+	return r
+}
+
+// Rcpt accepts a recipient of the operator's domains that the next hop
+// accepted (RFC 5321 §4.1.1.3); others are refused without a word to the
+// next hop (DESIGN.md invariant 5).
+func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !sess.s.domains[recipientDomain(to)] {
+		sess.log.Info("relaying denied", zap.String("to", to))
+		return errRelayDenied
+	}
+	sess.hopMu.Lock()
+	defer sess.hopMu.Unlock()
+	h := sess.hop.Load()
+	if h == nil || sess.txn == nil {
+		return errNextHop
+	}
+	reply, err := h.cmd("RCPT TO:<%s>", to)
+	if err != nil {
+		sess.dropHop("rcpt", err)
+		return errNextHop
+	}
+	if !positive(reply) {
+		return sess.passOn(reply)
+	}
+	sess.txn.rcpts++
+	return nil
+}
+
+// Reset ends the transaction; while draining, the session too. go-smtp
+// calls it holding its connection lock, and with BDAT maybe while Data
+// runs: it touches neither the next hop nor the transaction (the next
+// MAIL sends RSET first).
+func (sess *session) Reset() {
+	sess.c.busy.Store(false)
+	if sess.s.draining.Load() {
+		sess.c.hangUp(errShuttingDown(sess.s.opts.Hostname))
+	}
+}
+
+// Logout ends the session and its next hop connection: politely unless
+// the next hop is in use (a forced Shutdown), then at once.
+func (sess *session) Logout() error {
+	if sess.hopMu.TryLock() {
+		defer sess.hopMu.Unlock()
+		sess.dropHop("", nil)
+		return nil
+	}
+	if h := sess.hop.Load(); h != nil {
+		h.conn.Close()
+	}
+	return nil
+}
+
+// recipientDomain is the domain of a forward-path as a lowercase A-label
+// (IDNA 2008 lookup rules, RFC 5891 §5), "" if it has none. An address
+// literal never matches a domain.
+func recipientDomain(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return ""
+	}
+	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(addr[at+1:], "."))
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(ascii)
+}
+
+// senderDomain is the domain of a reverse-path, as recipientDomain, "" for
+// the null sender; a domain that is not a valid name is kept lowercase.
+func senderDomain(from string) string {
+	at := strings.LastIndexByte(from, '@')
+	if at < 0 {
+		return ""
+	}
+	if d := recipientDomain(from); d != "" {
+		return d
+	}
+	return strings.ToLower(from[at+1:])
+}
+
+func newID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var _ smtp.Session = (*session)(nil)
