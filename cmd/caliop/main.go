@@ -18,6 +18,7 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/inbound"
 	"github.com/caliop/relay/relay"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -37,6 +38,8 @@ const usage = `usage:
                                         MX, DNSSEC, STARTTLS, certificates, TLSA, MTA-STS,
                                         TLS-RPT and the verdict; exit 0 authenticated,
                                         1 encrypted only, 2 refused
+  caliop records [--config FILE]        print the DNS records to publish for the inbound side
+                                        (MX, MTA-STS, TLS-RPT, TLSA)
   caliop version                        print the version
 
 Exit status 2 also means a usage or configuration error, reported on
@@ -52,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "serve", "mta-sts", "check":
+	case "serve", "mta-sts", "check", "records":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
@@ -64,7 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return 2
 		}
-		if args[0] == "serve" && len(pos) != 0 || args[0] != "serve" && len(pos) != 1 {
+		noArg := args[0] == "serve" || args[0] == "records"
+		if noArg && len(pos) != 0 || !noArg && len(pos) != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
@@ -86,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exit
 		case "mta-sts":
 			err = showMTASTS(cfg, pos[0], stdout)
+		case "records":
+			err = showRecords(cfg, stdout)
 		default:
 			err = serve(cfg)
 		}
@@ -168,6 +174,11 @@ func serve(cfg *config.Config) error {
 	if cfg.Outbound.LMTP != "" {
 		services = append(services, service{"outbound.lmtp", cfg.Outbound.LMTP, srv.ServeLMTP, drain})
 	}
+	in, err := inboundServices(ctx, cfg, &inbound.Stats{}, log)
+	if err != nil {
+		return err
+	}
+	services = append(services, in...)
 	if cfg.Metrics.Listen != "" {
 		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil))
 	}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/certs"
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/inbound"
+	"github.com/caliop/relay/mtasts"
+)
+
+// certSource builds where inbound certificates come from: files, or ACME
+// for the inbound hostname and mta-sts.<domain> of each domain. acme is
+// nil for files.
+func certSource(cfg *config.Config, log *zap.Logger) (src certs.Source, acme *certs.ACME, err error) {
+	in := cfg.Inbound
+	if in.TLS.ACME == nil {
+		f, err := certs.NewFiles(in.TLS.Cert, in.TLS.Key, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("inbound.tls: %w", err)
+		}
+		return f, nil, nil
+	}
+	a := in.TLS.ACME
+	client := http.DefaultClient
+	if a.DirectoryCA != "" {
+		pem, err := os.ReadFile(a.DirectoryCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("inbound.tls.acme.directory_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("inbound.tls.acme.directory_ca: %s holds no PEM certificate", a.DirectoryCA)
+		}
+		client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	hosts := []string{in.Hostname}
+	for _, d := range in.Domains {
+		hosts = append(hosts, "mta-sts."+d)
+	}
+	acme, err = certs.NewACME(certs.ACMEConfig{
+		Email: a.Email, Directory: a.Directory, Hosts: hosts, DefaultHost: in.Hostname,
+		CacheDir: filepath.Join(cfg.DataDir, "acme"), HTTPClient: client, Log: log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("inbound.tls.acme: %w", err)
+	}
+	return acme, acme, nil
+}
+
+// publishedPolicy is the MTA-STS policy served for every inbound domain.
+func publishedPolicy(in config.Inbound) *mtasts.Policy {
+	return &mtasts.Policy{Mode: mtasts.Mode(in.MTASTS.Mode), MX: in.MTASTS.MX, MaxAge: time.Duration(in.MTASTS.MaxAge)}
+}
+
+// inboundServices builds the port-25 listener, the HTTPS policy host
+// (which also answers TLS-ALPN-01) and, for HTTP-01, the HTTP listener.
+func inboundServices(ctx context.Context, cfg *config.Config, stats *inbound.Stats, log *zap.Logger) ([]service, error) {
+	in := cfg.Inbound
+	if in.Listen == "" {
+		return nil, nil
+	}
+	src, acme, err := certSource(cfg, log.Named("certs"))
+	if err != nil {
+		return nil, err
+	}
+	requireAll := in.RequireTLS == "all"
+	srv := inbound.New(inbound.Options{
+		Hostname: in.Hostname, Domains: in.Domains, NextHop: in.NextHop,
+		TLS:            certs.STARTTLSConfig(src),
+		RequireTLSFrom: in.RequireTLSFrom, RequireTLSAll: requireAll,
+		MaxMessageSize: int64(in.MaxMessageSize), MemoryBuffer: int64(cfg.Outbound.MemoryBuffer),
+		Limits: inbound.Limits{
+			MaxConnections: in.Limits.MaxConnections, MaxPerIP: in.Limits.MaxPerIP, MaxLine: in.Limits.MaxLine,
+			MaxErrors: in.Limits.MaxErrors, CommandTimeout: time.Duration(in.Limits.CommandTimeout), MinDataRate: int64(in.Limits.MinDataRate),
+		},
+		Stats: stats,
+		Log:   log.Named("inbound"),
+	})
+	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown}}
+	policy := mtasts.Handler(in.Domains, publishedPolicy(in))
+	if in.HTTPSListen != "" {
+		httpsCfg := certs.STARTTLSConfig(src)
+		if acme != nil {
+			httpsCfg = acme.TLSConfig()
+		}
+		services = append(services, httpService("inbound.https_listen", in.HTTPSListen, policy, httpsCfg))
+	}
+	if acme != nil && cfg.Inbound.TLS.ACME.Challenge == "http-01" {
+		services = append(services, httpService("inbound.tls.acme.http_listen", cfg.Inbound.TLS.ACME.HTTPListen, acme.HTTPHandler(http.NotFoundHandler()), nil))
+	}
+	if acme != nil {
+		hosts := []string{in.Hostname}
+		for _, d := range in.Domains {
+			hosts = append(hosts, "mta-sts."+d)
+		}
+		go func() {
+			// After the listeners are up: TLS-ALPN-01 needs them.
+			select {
+			case <-time.After(time.Second):
+				warmCertificates(ctx, acme, hosts, log.Named("certs"))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return services, nil
+}
+
+// warmCertificates asks for every ACME certificate once at start, so the
+// first sender does not wait for the CA.
+func warmCertificates(ctx context.Context, acme *certs.ACME, hosts []string, log *zap.Logger) {
+	for _, h := range hosts {
+		if ctx.Err() != nil {
+			return
+		}
+		// An ECDSA-capable hello, so that autocert picks ECDSA P-256.
+		hello := &tls.ClientHelloInfo{
+			ServerName:        h,
+			SupportedCurves:   []tls.CurveID{tls.CurveP256},
+			SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+			CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+			SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+		}
+		if _, err := acme.GetCertificate(hello); err != nil {
+			log.Warn("certificate not obtained yet", zap.String("host", h), zap.Error(err))
+		}
+	}
+}
