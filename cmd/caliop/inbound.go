@@ -93,10 +93,10 @@ func inboundServices(ctx context.Context, cfg *config.Config, stats *inbound.Sta
 		if acme != nil {
 			httpsCfg = acme.TLSConfig()
 		}
-		services = append(services, httpService("inbound.https_listen", in.HTTPSListen, policy, httpsCfg))
+		services = append(services, httpService("inbound.https_listen", in.HTTPSListen, policy, httpsCfg, log))
 	}
 	if acme != nil && cfg.Inbound.TLS.ACME.Challenge == "http-01" {
-		services = append(services, httpService("inbound.tls.acme.http_listen", cfg.Inbound.TLS.ACME.HTTPListen, acme.HTTPHandler(http.NotFoundHandler()), nil))
+		services = append(services, httpService("inbound.tls.acme.http_listen", cfg.Inbound.TLS.ACME.HTTPListen, acme.HTTPHandler(http.NotFoundHandler()), nil, log))
 	}
 	if acme != nil {
 		hosts := []string{in.Hostname}

@@ -180,7 +180,7 @@ func serve(cfg *config.Config) error {
 	}
 	services = append(services, in...)
 	if cfg.Metrics.Listen != "" {
-		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil))
+		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil, log))
 	}
 	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers))
 	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)

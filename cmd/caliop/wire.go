@@ -85,8 +85,9 @@ type service struct {
 }
 
 // httpService serves h on addr, TLS when cfg is set.
-func httpService(key, addr string, h http.Handler, cfg *tls.Config) service {
-	hs := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+func httpService(key, addr string, h http.Handler, cfg *tls.Config, log *zap.Logger) service {
+	errLog, _ := zap.NewStdLogAt(log.Named(key), zap.DebugLevel) // handshake noise from scanners
+	hs := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, ErrorLog: errLog}
 	serve := func(l net.Listener) error {
 		if cfg != nil {
 			l = tls.NewListener(l, cfg)

@@ -57,6 +57,33 @@ type Config struct {
 	Default         string        // encrypt | verify; default encrypt
 	DeliveryTimeout time.Duration // default 30s
 	LogLevel        string        // default info
+	// Inbound is the inbound: section (the port-25 side in front of the
+	// MTA); it is written only when Inbound.Listen is set.
+	Inbound Inbound
+}
+
+// Inbound is the part of Caliop's inbound: section the end-to-end runs
+// set. Either Cert and Key or ACME gives the certificates.
+type Inbound struct {
+	Listen   string   // inbound.listen, host:port; "" leaves the section out
+	Hostname string   // inbound.hostname (greeting, certificate, MTA-STS mx); "" for the top-level hostname
+	Domains  []string // inbound.domains: the only recipient domains accepted
+	NextHop  string   // inbound.next_hop: the MTA's smtpd (XCLIENT), host:port
+	// HTTPSListen is inbound.https_listen, the MTA-STS policy host that
+	// also answers TLS-ALPN-01; "" disables it (it is always written, so
+	// that the default :443 never applies).
+	HTTPSListen string
+	Cert, Key   string       // inbound.tls.cert and inbound.tls.key, PEM files
+	ACME        *InboundACME // inbound.tls.acme; nil for Cert and Key
+}
+
+// InboundACME is inbound.tls.acme: certificates from an ACME CA.
+type InboundACME struct {
+	Email       string // inbound.tls.acme.email; "" for none
+	Directory   string // inbound.tls.acme.directory, the directory URL
+	Challenge   string // inbound.tls.acme.challenge: tls-alpn-01 (the default) or http-01
+	HTTPListen  string // inbound.tls.acme.http_listen, for http-01; "" for Caliop's default
+	DirectoryCA string // inbound.tls.acme.directory_ca: PEM roots for the directory's HTTPS; "" for the system's
 }
 
 // YAML renders c as a configuration file.
@@ -93,7 +120,45 @@ func (c Config) YAML() string {
 	b.WriteString("  reuse: {idle: 10s, max_messages: 100}\n")
 	fmt.Fprintf(&b, "metrics: {listen: %q}\n", c.Metrics)
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", def(c.LogLevel, "info"))
+	c.Inbound.yaml(&b)
 	return b.String()
+}
+
+// yaml appends the inbound: section when Listen is set; keys left empty
+// are not written (Caliop's defaults apply), except https_listen.
+func (in Inbound) yaml(b *strings.Builder) {
+	if in.Listen == "" {
+		return
+	}
+	opt := func(indent, key, v string) {
+		if v != "" {
+			fmt.Fprintf(b, "%s%s: %q\n", indent, key, v)
+		}
+	}
+	b.WriteString("inbound:\n")
+	opt("  ", "listen", in.Listen)
+	opt("  ", "hostname", in.Hostname)
+	if len(in.Domains) > 0 {
+		b.WriteString("  domains:\n")
+		for _, d := range in.Domains {
+			fmt.Fprintf(b, "    - %q\n", d)
+		}
+	}
+	opt("  ", "next_hop", in.NextHop)
+	fmt.Fprintf(b, "  https_listen: %q\n", in.HTTPSListen)
+	b.WriteString("  tls:\n")
+	opt("    ", "cert", in.Cert)
+	opt("    ", "key", in.Key)
+	if a := in.ACME; a != nil && *a == (InboundACME{}) {
+		b.WriteString("    acme: {}\n")
+	} else if a != nil {
+		b.WriteString("    acme:\n")
+		opt("      ", "email", a.Email)
+		opt("      ", "directory", a.Directory)
+		opt("      ", "challenge", a.Challenge)
+		opt("      ", "http_listen", a.HTTPListen)
+		opt("      ", "directory_ca", a.DirectoryCA)
+	}
 }
 
 // FreeAddr returns 127.0.0.1:port with a port that was free a moment ago.
