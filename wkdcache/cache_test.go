@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/wkd"
@@ -50,7 +50,9 @@ func (f *fakeWKD) count(address string) int {
 	return f.calls[address]
 }
 
-func fp(k *openpgp.Entity) string { return strings.ToUpper(hex.EncodeToString(k.PrimaryKey.Fingerprint)) }
+func fp(k *openpgp.Entity) string {
+	return strings.ToUpper(hex.EncodeToString(k.PrimaryKey.Fingerprint))
+}
 
 type env struct {
 	t   *testing.T
