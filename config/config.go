@@ -33,6 +33,7 @@ type Config struct {
 	DNS      DNS      `yaml:"dns"`
 	Outbound Outbound `yaml:"outbound"`
 	Inbound  Inbound  `yaml:"inbound"`
+	PGP      PGP      `yaml:"pgp"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Log      Log      `yaml:"log"`
 }
@@ -161,6 +162,7 @@ func Defaults() *Config {
 			Parallel:        8,
 		},
 		Inbound: inboundDefaults(),
+		PGP:     pgpDefaults(),
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "json"},
 	}
@@ -245,7 +247,10 @@ func (c *Config) finish() error {
 	if err := o.checkDomains(); err != nil {
 		return err
 	}
-	return c.finishInbound()
+	if err := c.finishInbound(); err != nil {
+		return err
+	}
+	return c.finishPGP()
 }
 
 var typeOfConfig = typeOf[Config]()
