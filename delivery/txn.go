@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -133,6 +134,10 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 	switch {
 	case t.broken:
 		reply = t.lost()
+	case t.c.maxSize() > 0 && body.Size() > t.c.maxSize():
+		// The body grew since MAIL (encryption): RFC 1870 §6.
+		t.Close()
+		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("%s: message of %d bytes exceeds the SIZE limit of %d", t.failure().where(), body.Size(), t.c.maxSize())}
 	case eightBit && !t.env.EightBit && !t.c.has("8BITMIME"):
 		t.Close()
 		reply = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3}, Message: t.failure().where() + ": 8-bit message but 8BITMIME not offered"}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -11,6 +12,18 @@ import (
 type recipient struct {
 	addr   string // as the MTA gave it
 	domain string // lowercase A-label: the route
+	// key is the recipient's OpenPGP key when the message is to be
+	// encrypted to it; recipients with and without keys take separate
+	// routes (separate downstream transactions).
+	key *openpgp.Entity
+}
+
+// routeKey identifies the downstream transaction r belongs to.
+func (r recipient) routeKey() string {
+	if r.key != nil {
+		return r.domain + " (pgp)"
+	}
+	return r.domain
 }
 
 // parseRecipient finds the route of a forward-path (RFC 5321 §4.1.2).

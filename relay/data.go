@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"io"
 	"sync"
 
@@ -56,7 +57,20 @@ func (sess *session) Data(r io.Reader) error {
 	defer sp.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
 	defer cancel()
-	reply := sess.txn.Data(ctx, sp, sp.EightBit())
+	var keys []*openpgp.Entity
+	for _, r := range sess.rcpt {
+		if r.key != nil {
+			keys = append(keys, r.key)
+		}
+	}
+	body, eightBit, done, err := sess.bodyFor(sp, keys)
+	if err != nil {
+		sess.txn.Close()
+		sess.txn = nil
+		return err
+	}
+	defer done()
+	reply := sess.txn.Data(ctx, body, eightBit)
 	sess.txn = nil
 	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", sess.route), zap.Int("rcpts", len(sess.rcpt)), zap.Int64("size", sp.Size()), zap.Int("code", reply.Code))
 	return reply
@@ -106,14 +120,19 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 		}
 		return out
 	}
+	body, eightBit, done, err := sess.bodyFor(sp, rt.keys)
+	if err != nil {
+		return allReplies(len(rt.addrs), err.(*smtp.SMTPError))
+	}
+	defer done()
 	req := delivery.Request{
 		Plan: plan,
 		Envelope: delivery.Envelope{
-			From: sess.from, EightBit: sp.EightBit(), UTF8: sess.opts.UTF8, Size: sp.Size(),
+			From: sess.from, EightBit: eightBit, UTF8: sess.opts.UTF8, Size: body.Size(),
 			RequireTLS: sess.opts.RequireTLS,
 		},
 		To:   rt.addrs,
-		Body: sp,
+		Body: body,
 	}
 	res := sess.s.opts.Deliverer.Deliver(ctx, req)
 	if allTemporary(res.Replies) {
@@ -154,16 +173,17 @@ type route struct {
 	domain string
 	addrs  []string
 	count  []int
+	keys   []*openpgp.Entity // encrypted route: the recipients' keys
 }
 
 func byRoute(rcpts []recipient) []route {
 	var out []route
 	index := map[string]int{}
 	for _, r := range rcpts {
-		i, ok := index[r.domain]
+		i, ok := index[r.routeKey()]
 		if !ok {
 			i = len(out)
-			index[r.domain] = i
+			index[r.routeKey()] = i
 			out = append(out, route{domain: r.domain})
 		}
 		rt := &out[i]
@@ -174,8 +194,19 @@ func byRoute(rcpts []recipient) []route {
 		if j == len(rt.addrs) {
 			rt.addrs = append(rt.addrs, r.addr)
 			rt.count = append(rt.count, 0)
+			if r.key != nil {
+				rt.keys = append(rt.keys, r.key)
+			}
 		}
 		rt.count[j]++
+	}
+	return out
+}
+
+func allReplies(n int, r *smtp.SMTPError) []*smtp.SMTPError {
+	out := make([]*smtp.SMTPError, n)
+	for i := range out {
+		out[i] = r
 	}
 	return out
 }

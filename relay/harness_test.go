@@ -65,6 +65,7 @@ type worldOpts struct {
 	dane      bool // enable DANE; every DNS answer is marked DNSSEC-authentic
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
+	pgp                 Encrypter // Options.PGP
 }
 
 func newWorld(t *testing.T, o worldOpts) *world {
@@ -128,6 +129,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		DeliveryTimeout:     o.timeout,
 		Parallel:            4,
 		HonourTLSRequiredNo: o.honourTLSRequiredNo,
+		PGP:                 o.pgp,
 		Planner:             w.engine,
 		Deliverer:           w.deliver,
 		Log:                 zaptest.NewLogger(t),

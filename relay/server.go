@@ -67,10 +67,12 @@ type Options struct {
 	// set DANE and MTA-STS aside for its message in LMTP mode (TLS is
 	// still required). Off, the header is ignored.
 	HonourTLSRequiredNo bool
-	Planner             Planner
-	Deliverer           Deliverer
-	Log                 *zap.Logger
-	Now                 func() time.Time
+	// PGP encrypts to recipients' WKD keys; nil: never.
+	PGP       Encrypter
+	Planner   Planner
+	Deliverer Deliverer
+	Log       *zap.Logger
+	Now       func() time.Time
 }
 
 // Server runs the outbound SMTP and LMTP listeners.

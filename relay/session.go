@@ -33,8 +33,9 @@ type session struct {
 	opts smtp.MailOptions
 	rcpt []recipient
 	// SMTP mode only: the transaction's route and its downstream side.
-	route string
-	txn   *delivery.Txn
+	route    string
+	routeKey string // route plus whether it is encrypted
+	txn      *delivery.Txn
 }
 
 func (s *Server) newSession(c *smtp.Conn, lmtp bool) (smtp.Session, error) {
@@ -100,6 +101,9 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := sess.decide(&r); err != nil {
+		return err
+	}
 	if sess.lmtp {
 		sess.rcpt = append(sess.rcpt, r)
 		return nil
@@ -110,8 +114,15 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // rcptSMTP fixes the route on the first accepted recipient and passes each
 // recipient of that route to the destination MX.
 func (sess *session) rcptSMTP(r recipient) error {
-	if sess.route != "" && r.domain != sess.route {
-		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + r.domain + " goes in another transaction"}
+	if sess.route != "" && r.routeKey() != sess.routeKey {
+		what := r.domain
+		if r.domain == sess.route {
+			what = r.addr + " (encrypted separately)"
+			if r.key == nil {
+				what = r.addr + " (not encrypted)"
+			}
+		}
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + what + " goes in another transaction"}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
 	defer cancel()
@@ -132,7 +143,7 @@ func (sess *session) rcptSMTP(r recipient) error {
 		if txn == nil {
 			return reply
 		}
-		sess.txn, sess.route = txn, r.domain
+		sess.txn, sess.route, sess.routeKey = txn, r.domain, r.routeKey()
 		return sess.accepted(r, reply)
 	}
 	return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
@@ -155,7 +166,7 @@ func (sess *session) Reset() {
 	if sess.txn != nil {
 		sess.txn.Close()
 	}
-	sess.from, sess.opts, sess.rcpt, sess.route, sess.txn = "", smtp.MailOptions{}, nil, "", nil
+	sess.from, sess.opts, sess.rcpt, sess.route, sess.routeKey, sess.txn = "", smtp.MailOptions{}, nil, "", "", nil
 	sess.mu.Lock()
 	sess.busy = false
 	sess.mu.Unlock()

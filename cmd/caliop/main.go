@@ -19,6 +19,7 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/inbound"
+	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/relay"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -139,6 +140,10 @@ func serve(cfg *config.Config) error {
 	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	defer pool.Close()
+	pgp, _, err := newPGP(ctx, cfg, res, dialer.DialContext, log.Named("wkd"))
+	if err != nil {
+		return err
+	}
 	engine := newEngine(cfg, res, sts)
 	engine.Report = report
 	srv := relay.New(relay.Options{
@@ -152,6 +157,7 @@ func serve(cfg *config.Config) error {
 		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
 		Parallel:            cfg.Outbound.Parallel,
 		HonourTLSRequiredNo: cfg.Outbound.HonourTLSRequiredNo,
+		PGP:                 encrypter(pgp),
 		Planner:             engine,
 		Deliverer: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,
@@ -184,4 +190,12 @@ func serve(cfg *config.Config) error {
 	}
 	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers))
 	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)
+}
+
+// encrypter keeps a nil policy a nil interface.
+func encrypter(p *pgppolicy.Policy) relay.Encrypter {
+	if p == nil {
+		return nil
+	}
+	return p
 }

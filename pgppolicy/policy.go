@@ -1,0 +1,113 @@
+// Package pgppolicy decides, per recipient, whether a message is
+// PGP/MIME-encrypted to a key found through WKD, and does it. It sits
+// between the relay and the leaf packages wkdcache (keys) and pgpmime
+// (the encryption): opportunistic by default, no key means no change.
+package pgppolicy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/textproto"
+	"strings"
+
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/emersion/go-smtp"
+
+	"github.com/caliop/relay/pgpmime"
+	"github.com/caliop/relay/wkdcache"
+)
+
+// Mode is what applies to a destination.
+type Mode string
+
+// The modes.
+const (
+	Off           Mode = "off"
+	Opportunistic Mode = "opportunistic"
+	Required      Mode = "required"
+)
+
+// Decisions beyond pgpmime's, for the trace header.
+const (
+	NoKey pgpmime.Decision = "no-key"
+	DKIM  pgpmime.Decision = "dkim" // DKIM-signed: encryption would break the signature
+)
+
+// TraceHeader is the field that records the decision in each message.
+const TraceHeader = "X-Caliop-PGP"
+
+// Keys finds keys; *wkdcache.Cache is one.
+type Keys interface {
+	Get(ctx context.Context, address string) wkdcache.Result
+}
+
+// Policy is the operator's choice. Its fields are set once and read
+// concurrently.
+type Policy struct {
+	Keys         Keys
+	Default      Mode
+	Destinations map[string]Mode // lowercase address or domain → mode
+	// Permanent refuses a recipient without key under Required with 5xx
+	// instead of 4xx.
+	Permanent         bool
+	EncryptDKIMSigned bool
+	Options           pgpmime.Options
+}
+
+// ModeFor is the mode for a recipient: its address, else its domain,
+// else the default.
+func (p *Policy) ModeFor(addr string) Mode {
+	a := strings.ToLower(addr)
+	if m, ok := p.Destinations[a]; ok {
+		return m
+	}
+	_, domain, _ := strings.Cut(a, "@")
+	if m, ok := p.Destinations[domain]; ok {
+		return m
+	}
+	return p.Default
+}
+
+// Decide is called at RCPT: the key to encrypt to (nil: plaintext) and,
+// under Required without a usable key, the reply refusing the recipient.
+// The cache answers first; otherwise a WKD lookup (at most 5 seconds).
+func (p *Policy) Decide(ctx context.Context, addr string) (*openpgp.Entity, *smtp.SMTPError) {
+	mode := p.ModeFor(addr)
+	if mode == Off {
+		return nil, nil
+	}
+	r := p.Keys.Get(ctx, addr)
+	if r.State == wkdcache.StateKey {
+		return r.Key, nil
+	}
+	if mode != Required {
+		return nil, nil
+	}
+	if p.Permanent && r.State != wkdcache.StateUnknown {
+		return nil, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "encryption required for " + addr + " but no usable OpenPGP key (" + string(r.State) + ")"}
+	}
+	return nil, &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "encryption required for " + addr + " but no usable OpenPGP key yet (" + string(r.State) + ")"}
+}
+
+// Encrypt writes the message to w encrypted to keys, or unchanged when it
+// must be left alone, and returns the decision. open gives a new reader of
+// the message from its start each time. A DKIM-signed message is left
+// alone unless EncryptDKIMSigned: encryption would break its signature
+// (the signer belongs after Caliop, see README).
+func (p *Policy) Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Entity) (pgpmime.Decision, error) {
+	if !p.EncryptDKIMSigned && dkimSigned(open()) {
+		_, err := io.Copy(w, open())
+		return DKIM, err
+	}
+	return pgpmime.Encrypt(w, open(), keys, p.Options)
+}
+
+// dkimSigned reports whether the header section has a DKIM-Signature.
+func dkimSigned(r io.Reader) bool {
+	h, err := textproto.NewReader(bufio.NewReader(io.LimitReader(r, 256<<10))).ReadMIMEHeader()
+	if err != nil && len(h) == 0 {
+		return false
+	}
+	return len(h.Values("Dkim-Signature")) > 0
+}

@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"time"
+
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/message"
+	"github.com/caliop/relay/pgpmime"
+	"github.com/caliop/relay/pgppolicy"
+)
+
+// Encrypter applies opportunistic PGP/MIME to keys found through WKD;
+// *pgppolicy.Policy is one.
+type Encrypter interface {
+	// Decide is called at RCPT: the key to encrypt to (nil: plaintext),
+	// or the reply refusing the recipient.
+	Decide(ctx context.Context, addr string) (*openpgp.Entity, *smtp.SMTPError)
+	// Encrypt writes the message encrypted to keys, or unchanged, and
+	// says which.
+	Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Entity) (pgpmime.Decision, error)
+}
+
+// decideTimeout bounds the WKD lookup at RCPT (the lookup has its own
+// 5 s limit; this covers the DNS before it).
+const decideTimeout = 10 * time.Second
+
+// decide looks up the recipient's key, when encryption is on.
+func (sess *session) decide(r *recipient) error {
+	if sess.s.opts.PGP == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
+	defer cancel()
+	key, reply := sess.s.opts.PGP.Decide(ctx, r.addr)
+	if reply != nil {
+		return reply
+	}
+	r.key = key
+	return nil
+}
+
+// traced is a body behind a trace header field.
+type traced struct {
+	head []byte
+	body delivery.Body
+}
+
+func (t traced) Reader() io.Reader { return io.MultiReader(bytes.NewReader(t.head), t.body.Reader()) }
+func (t traced) Size() int64       { return int64(len(t.head)) + t.body.Size() }
+
+// bodyFor returns what goes to recipients with keys (encrypted to them,
+// unless the message must be left alone) or without (unchanged), with the
+// trace header when encryption is on; done releases what it made.
+func (sess *session) bodyFor(sp *message.Spool, keys []*openpgp.Entity) (body delivery.Body, eightBit bool, done func(), err error) {
+	done = func() {}
+	if sess.s.opts.PGP == nil {
+		return sp, sp.EightBit(), done, nil
+	}
+	decision := pgppolicy.NoKey
+	body, eightBit = sp, sp.EightBit()
+	if len(keys) > 0 {
+		out := message.NewSpool(sess.s.opts.SpoolDir, sess.s.opts.MemoryBuffer)
+		decision, err = sess.s.opts.PGP.Encrypt(out, sp.Reader, keys)
+		if err != nil {
+			out.Close()
+			return nil, false, done, internalError(err)
+		}
+		body, eightBit, done = out, out.EightBit(), func() { out.Close() }
+	}
+	sess.log.Info("pgp", zap.String("id", sess.id), zap.String("decision", string(decision)), zap.Int("keys", len(keys)))
+	return traced{head: []byte(pgppolicy.TraceHeader + ": " + string(decision) + "\r\n"), body: body}, eightBit, done, nil
+}

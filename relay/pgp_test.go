@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/pgppolicy"
+	"github.com/caliop/relay/wkdcache"
+)
+
+// fakeKeys is a WKD cache answering from a map.
+type fakeKeys map[string]*openpgp.Entity
+
+func (f fakeKeys) Get(_ context.Context, addr string) wkdcache.Result {
+	if k := f[addr]; k != nil {
+		return wkdcache.Result{Address: addr, State: wkdcache.StateKey, Key: k}
+	}
+	return wkdcache.Result{Address: addr, State: wkdcache.StateNoKey}
+}
+
+func pgpKey(t *testing.T, email string) *openpgp.Entity {
+	t.Helper()
+	k, err := openpgp.NewEntity("U", "", email, &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// decrypts reports whether key opens the armored PGP message in data.
+func decrypts(t *testing.T, data []byte, key *openpgp.Entity) []byte {
+	t.Helper()
+	i := bytes.Index(data, []byte("-----BEGIN PGP MESSAGE-----"))
+	if i < 0 {
+		return nil
+	}
+	blk, err := armor.Decode(bytes.NewReader(data[i:]))
+	if err != nil {
+		t.Fatalf("armor: %v", err)
+	}
+	md, err := openpgp.ReadMessage(blk.Body, openpgp.EntityList{key}, nil, nil)
+	if err != nil {
+		return nil
+	}
+	b, _ := io.ReadAll(md.UnverifiedBody)
+	return b
+}
+
+const pgpBody = "From: s@origin.test\r\nSubject: secret plans\r\nContent-Type: text/plain\r\n\r\nthe plans\r\n"
+
+// TestPGPRoutes: A and C have WKD keys, B has none, all of one domain. In
+// LMTP mode B's copy goes in plaintext and A's and C's in one encrypted
+// copy, each recipient with its own reply; the trace header records it.
+func TestPGPRoutes(t *testing.T) {
+	t.Parallel()
+	a, c := pgpKey(t, "a@example.test"), pgpKey(t, "c@example.test")
+	w := newWorld(t, worldOpts{pgp: &pgppolicy.Policy{Keys: fakeKeys{"a@example.test": a, "c@example.test": c}, Default: pgppolicy.Opportunistic}})
+	mx := w.mx("mx.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx.example.test")
+
+	r := lmtpTransact(t, w.lmtp, []string{"a@example.test", "b@example.test", "c@example.test"}, pgpBody)
+	for i, rep := range r {
+		if !strings.HasPrefix(rep, "250") {
+			t.Errorf("recipient %d: %q", i, rep)
+		}
+	}
+	msgs := mx.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("MX stored %d messages, want 2 (one encrypted, one not)", len(msgs))
+	}
+	for _, m := range msgs {
+		switch strings.Join(m.To, ",") {
+		case "a@example.test,c@example.test":
+			if !bytes.Contains(m.Data, []byte("X-Caliop-PGP: encrypted\r\n")) || !bytes.Contains(m.Data, []byte("multipart/encrypted")) || bytes.Contains(m.Data, []byte("the plans")) {
+				t.Errorf("encrypted copy:\n%s", m.Data)
+			}
+			for name, k := range map[string]*openpgp.Entity{"A": a, "C": c} {
+				if p := decrypts(t, m.Data, k); !bytes.Contains(p, []byte("the plans")) {
+					t.Errorf("%s cannot read the encrypted copy", name)
+				}
+			}
+		case "b@example.test":
+			if !bytes.Contains(m.Data, []byte("X-Caliop-PGP: no-key\r\n")) || !bytes.HasSuffix(m.Data, []byte("\r\nthe plans\r\n")) {
+				t.Errorf("plaintext copy:\n%s", m.Data)
+			}
+		default:
+			t.Errorf("unexpected envelope %v", m.To)
+		}
+	}
+}
+
+// TestPGPSMTPAndRequired: in SMTP mode a recipient of the same domain on
+// the other side of the encryption line gets 452 4.5.3; under required a
+// recipient without key is refused at RCPT; DKIM-signed mail is left
+// alone.
+func TestPGPSMTPAndRequired(t *testing.T) {
+	t.Parallel()
+	a := pgpKey(t, "a@example.test")
+	pol := &pgppolicy.Policy{Keys: fakeKeys{"a@example.test": a}, Default: pgppolicy.Opportunistic,
+		Destinations: map[string]pgppolicy.Mode{"strict.test": pgppolicy.Required}}
+	w := newWorld(t, worldOpts{pgp: pol})
+	mx := w.mx("mx.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx.example.test")
+	w.domain("strict.test", "mx.example.test")
+
+	rcpt, data := transact(t, w.smtp, []string{"a@example.test", "b@example.test"}, pgpBody)
+	if !strings.HasPrefix(rcpt[1], "452 4.5.3") || !strings.Contains(rcpt[1], "not encrypted") {
+		t.Errorf("second recipient across the encryption line: %q, want 452 4.5.3", rcpt[1])
+	}
+	if !strings.HasPrefix(data, "250") || len(mx.Messages()) != 1 || decrypts(t, mx.Messages()[0].Data, a) == nil {
+		t.Errorf("encrypted SMTP transaction: %q", data)
+	}
+
+	rcpt, _ = transact(t, w.smtp, []string{"x@strict.test"}, pgpBody)
+	if !strings.HasPrefix(rcpt[0], "450 4.7.1") {
+		t.Errorf("required without key: %q, want 450 4.7.1", rcpt[0])
+	}
+
+	signed := "DKIM-Signature: v=1; a=rsa-sha256; d=origin.test; s=s; h=from; bh=x; b=y\r\n" + pgpBody
+	_, data = transact(t, w.smtp, []string{"a@example.test"}, signed)
+	last := mx.Messages()[len(mx.Messages())-1].Data
+	if !strings.HasPrefix(data, "250") || !bytes.Contains(last, []byte("X-Caliop-PGP: dkim\r\n")) || !bytes.Contains(last, []byte("the plans")) {
+		t.Errorf("DKIM-signed message: %q\n%s", data, last)
+	}
+}
