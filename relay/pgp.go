@@ -74,6 +74,8 @@ func (sess *session) bodyFor(sp *message.Spool, keys []*openpgp.Entity) (body de
 		}
 		body, eightBit, done = out, out.EightBit(), func() { out.Close() }
 	}
-	sess.log.Info("pgp", zap.String("id", sess.id), zap.String("decision", string(decision)), zap.Int("keys", len(keys)))
+	if decision != pgppolicy.NoKey {
+		sess.log.Info("pgp", zap.String("id", sess.id), zap.String("decision", string(decision)), zap.Int("keys", len(keys)))
+	}
 	return traced{head: []byte(pgppolicy.TraceHeader + ": " + string(decision) + "\r\n"), body: body}, eightBit, done, nil
 }
