@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -28,9 +29,18 @@ type PGP struct {
 	EncryptDKIMSigned bool `yaml:"encrypt_dkim_signed"`
 	// AcceptKeyChange uses a new WKD key that replaced a pinned one
 	// still valid.
-	AcceptKeyChange bool     `yaml:"accept_key_change"`
-	KeyTTL          Duration `yaml:"key_ttl"`
-	NoKeyTTL        Duration `yaml:"no_key_ttl"`
+	AcceptKeyChange bool `yaml:"accept_key_change"`
+	// DKIM signs encrypted mail again, per From domain.
+	DKIM     map[string]DKIMKey `yaml:"dkim"`
+	KeyTTL   Duration           `yaml:"key_ttl"`
+	NoKeyTTL Duration           `yaml:"no_key_ttl"`
+}
+
+// DKIMKey is a DKIM selector and its private key file (PEM: RSA or
+// Ed25519, PKCS #8 or PKCS #1).
+type DKIMKey struct {
+	Selector string `yaml:"selector"`
+	Key      string `yaml:"key"`
 }
 
 func pgpDefaults() PGP {
@@ -75,5 +85,20 @@ func (c *Config) finishPGP() error {
 		out[strings.ToLower(a)] = mode
 	}
 	p.Destinations = out
+	dk := make(map[string]DKIMKey, len(p.DKIM))
+	for d, k := range p.DKIM {
+		a, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+		if err != nil || !isHostname(a) {
+			return bad("dkim."+d, "not a domain")
+		}
+		if k.Selector == "" || k.Key == "" {
+			return bad("dkim."+d, "selector and key are required")
+		}
+		if _, err := os.Stat(k.Key); err != nil {
+			return bad("dkim."+d+".key", "%v", err)
+		}
+		dk[strings.ToLower(a)] = k
+	}
+	p.DKIM = dk
 	return nil
 }

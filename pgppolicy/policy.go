@@ -6,12 +6,17 @@ package pgppolicy
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
+	"crypto"
 	"io"
+	"net/mail"
 	"net/textproto"
 	"strings"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/pgpmime"
@@ -52,7 +57,17 @@ type Policy struct {
 	// instead of 4xx.
 	Permanent         bool
 	EncryptDKIMSigned bool
-	Options           pgpmime.Options
+	// DKIM holds signing keys by From domain: a DKIM-signed message from
+	// such a domain is encrypted and signed again (RFC 6376), since
+	// encryption breaks the original signature.
+	DKIM    map[string]DKIMKey
+	Options pgpmime.Options
+}
+
+// DKIMKey is a DKIM signing key and its selector.
+type DKIMKey struct {
+	Selector string
+	Signer   crypto.Signer
 }
 
 // ModeFor is the mode for a recipient: its address, else its domain,
@@ -96,18 +111,41 @@ func (p *Policy) Decide(ctx context.Context, addr string) (*openpgp.Entity, *smt
 // alone unless EncryptDKIMSigned: encryption would break its signature
 // (the signer belongs after Caliop, see README).
 func (p *Policy) Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Entity) (pgpmime.Decision, error) {
-	if !p.EncryptDKIMSigned && dkimSigned(open()) {
-		_, err := io.Copy(w, open())
-		return DKIM, err
+	h := header(open())
+	if len(h.Values("Dkim-Signature")) == 0 {
+		return pgpmime.Encrypt(w, open(), keys, p.Options)
 	}
-	return pgpmime.Encrypt(w, open(), keys, p.Options)
+	domain := fromDomain(h)
+	key, canSign := p.DKIM[domain]
+	switch {
+	case canSign:
+		var buf bytes.Buffer
+		d, err := pgpmime.Encrypt(&buf, open(), keys, p.Options)
+		if err != nil || d != pgpmime.Encrypted {
+			_, cerr := io.Copy(w, &buf)
+			return d, cmp.Or(err, cerr)
+		}
+		opts := &dkim.SignOptions{Domain: domain, Selector: key.Selector, Signer: key.Signer}
+		return d, dkim.Sign(w, &buf, opts)
+	case p.EncryptDKIMSigned:
+		return pgpmime.Encrypt(w, open(), keys, p.Options)
+	}
+	_, err := io.Copy(w, open())
+	return DKIM, err
 }
 
-// dkimSigned reports whether the header section has a DKIM-Signature.
-func dkimSigned(r io.Reader) bool {
-	h, err := textproto.NewReader(bufio.NewReader(io.LimitReader(r, 256<<10))).ReadMIMEHeader()
-	if err != nil && len(h) == 0 {
-		return false
+// header reads the header section of a message (at most 256 KiB).
+func header(r io.Reader) textproto.MIMEHeader {
+	h, _ := textproto.NewReader(bufio.NewReader(io.LimitReader(r, 256<<10))).ReadMIMEHeader()
+	return h
+}
+
+// fromDomain is the lowercase domain of the From address, "" if none.
+func fromDomain(h textproto.MIMEHeader) string {
+	a, err := mail.ParseAddress(h.Get("From"))
+	if err != nil {
+		return ""
 	}
-	return len(h.Values("Dkim-Signature")) > 0
+	_, d, _ := strings.Cut(a.Address, "@")
+	return strings.ToLower(d)
 }

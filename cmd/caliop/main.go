@@ -41,6 +41,7 @@ const usage = `usage:
                                         1 encrypted only, 2 refused
   caliop records [--config FILE]        print the DNS records to publish for the inbound side
                                         (MX, MTA-STS, TLS-RPT, TLSA)
+  caliop wkd [--config FILE] ADDRESS    show ADDRESS's WKD lookup, key and encryption decision
   caliop version                        print the version
 
 Exit status 2 also means a usage or configuration error, reported on
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "serve", "mta-sts", "check", "records":
+	case "serve", "mta-sts", "check", "records", "wkd":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
@@ -93,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = showMTASTS(cfg, pos[0], stdout)
 		case "records":
 			err = showRecords(cfg, stdout)
+		case "wkd":
+			err = showWKD(cfg, pos[0], stdout)
 		default:
 			err = serve(cfg)
 		}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,8 +48,13 @@ func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dia
 	if err != nil {
 		return nil, nil, err
 	}
+	signers, err := dkimKeys(p.DKIM)
+	if err != nil {
+		return nil, nil, err
+	}
 	go cache.Run(ctx, 10*time.Minute)
 	return &pgppolicy.Policy{
+		DKIM: signers,
 		Keys: cache, Default: pgppolicy.Mode(p.Mode), Destinations: dests,
 		Permanent: p.Required == "permanent", EncryptDKIMSigned: p.EncryptDKIMSigned,
 		Options: pgpmime.Options{HideSubject: p.HideSubject, SkipLists: p.SkipLists},
@@ -63,4 +72,29 @@ func hasAddress(res *resolver.Resolver) func(ctx context.Context, host string) (
 		}
 		return len(addrs) > 0, err
 	}
+}
+
+// dkimKeys loads the DKIM signing keys of the pgp section.
+func dkimKeys(in map[string]config.DKIMKey) (map[string]pgppolicy.DKIMKey, error) {
+	out := make(map[string]pgppolicy.DKIMKey, len(in))
+	for d, k := range in {
+		b, err := os.ReadFile(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("pgp.dkim.%s.key: %w", d, err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("pgp.dkim.%s.key: %s holds no PEM block", d, k.Key)
+		}
+		key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			key, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+		}
+		signer, ok := key.(crypto.Signer)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("pgp.dkim.%s.key: %s is not an RSA or Ed25519 private key", d, k.Key)
+		}
+		out[d] = pgppolicy.DKIMKey{Selector: k.Selector, Signer: signer}
+	}
+	return out, nil
 }
