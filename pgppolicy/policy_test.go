@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/caliop/relay/pgpmime"
@@ -34,7 +34,7 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	k := newKey(t, "a@example.test")
 	p := &Policy{
-		Keys: keys{"a@example.test": {State: wkdcache.StateKey, Key: k}, "u@strict.test": {State: wkdcache.StateUnknown}},
+		Keys:    keys{"a@example.test": {State: wkdcache.StateKey, Key: k}, "u@strict.test": {State: wkdcache.StateUnknown}},
 		Default: Opportunistic, Destinations: map[string]Mode{"strict.test": Required, "vip@strict.test": Off, "plain.test": Off},
 	}
 	ctx := context.Background()
