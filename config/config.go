@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 
 	"github.com/caliop/relay/resolver"
@@ -34,6 +35,7 @@ type Config struct {
 	Outbound Outbound `yaml:"outbound"`
 	Inbound  Inbound  `yaml:"inbound"`
 	PGP      PGP      `yaml:"pgp"`
+	TLSRPT   TLSRPT   `yaml:"tlsrpt"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Log      Log      `yaml:"log"`
 }
@@ -100,6 +102,23 @@ type Reuse struct {
 // Metrics configures the Prometheus listener.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// Domains always get their own domain label value.
+	Domains []string `yaml:"domains"`
+	// TopDomains is how many other observed domains get their own value.
+	TopDomains int `yaml:"top_domains"`
+	// Providers group hosted domains by MX host suffix: ".google.com" →
+	// "google".
+	Providers map[string]string `yaml:"providers"`
+}
+
+// TLSRPT configures the TLS-RPT reports Caliop sends (RFC 8460).
+type TLSRPT struct {
+	// Enabled sends a daily report to every domain that asks for one.
+	Enabled          bool   `yaml:"enabled"`
+	OrganizationName string `yaml:"organization"`
+	ContactInfo      string `yaml:"contact"`
+	// From is the sender address of mailed reports.
+	From string `yaml:"from"`
 }
 
 // Log configures zap.
@@ -163,7 +182,7 @@ func Defaults() *Config {
 		},
 		Inbound: inboundDefaults(),
 		PGP:     pgpDefaults(),
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Metrics: Metrics{Listen: "127.0.0.1:9464", TopDomains: 50},
 		Log:     Log{Level: "info", Format: "json"},
 	}
 }
@@ -250,7 +269,43 @@ func (c *Config) finish() error {
 	if err := c.finishInbound(); err != nil {
 		return err
 	}
-	return c.finishPGP()
+	if err := c.finishPGP(); err != nil {
+		return err
+	}
+	return c.finishMetrics()
+}
+
+// finishMetrics checks the label bounds and the TLS-RPT identity.
+func (c *Config) finishMetrics() error {
+	m := &c.Metrics
+	if m.TopDomains < 0 || m.TopDomains > 1000 {
+		return fmt.Errorf("%w: metrics.top_domains: %d: between 0 and 1000 (each is a set of series)", ErrInvalid, m.TopDomains)
+	}
+	for i, d := range m.Domains {
+		a, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+		if err != nil || !isHostname(a) {
+			return fmt.Errorf("%w: metrics.domains[%d]: %q is not a domain name", ErrInvalid, i, d)
+		}
+		m.Domains[i] = strings.ToLower(a)
+	}
+	for suffix, name := range m.Providers {
+		if !strings.HasPrefix(suffix, ".") || !isHostname(strings.TrimPrefix(suffix, ".")) || name == "" {
+			return fmt.Errorf("%w: metrics.providers.%s: want \".mx-suffix.example: name\"", ErrInvalid, suffix)
+		}
+	}
+	t := &c.TLSRPT
+	if t.Enabled {
+		if t.OrganizationName == "" {
+			t.OrganizationName = c.Hostname
+		}
+		if t.From == "" {
+			t.From = "tlsrpt-noreply@" + c.Hostname
+		}
+		if t.ContactInfo == "" {
+			t.ContactInfo = "postmaster@" + c.Hostname
+		}
+	}
+	return nil
 }
 
 var typeOfConfig = typeOf[Config]()
