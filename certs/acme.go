@@ -193,27 +193,51 @@ func (a *ACME) CachedKey(host string) (crypto.PublicKey, bool) {
 	if err != nil || !a.hosts[n] {
 		return nil, false
 	}
+	leaf := a.cachedLeaf(n)
+	if leaf == nil || time.Now().After(leaf.NotAfter) {
+		return nil, false
+	}
+	return leaf.PublicKey, true
+}
+
+// Expiry returns when the cached ECDSA certificate of each host expires,
+// expired ones included; hosts without a certificate yet are absent. For
+// caliop_certificate_expiry_timestamp_seconds (metrics.WatchCertificates);
+// it reads the cache directory, a few files, at each call.
+func (a *ACME) Expiry() map[string]time.Time {
+	out := map[string]time.Time{}
+	for h := range a.hosts {
+		if leaf := a.cachedLeaf(h); leaf != nil {
+			out[h] = leaf.NotAfter
+		}
+	}
+	return out
+}
+
+// cachedLeaf is the leaf certificate of autocert's cache entry for host
+// (normalised), nil when there is none.
+func (a *ACME) cachedLeaf(host string) *x509.Certificate {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// autocert's cache entry for an ECDSA certificate is named after the
 	// host; it holds the private key, then the chain, in PEM.
-	data, err := a.m.Cache.Get(ctx, n)
+	data, err := a.m.Cache.Get(ctx, host)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	for rest := data; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
-			return nil, false
+			return nil
 		}
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
 		leaf, err := x509.ParseCertificate(b.Bytes)
-		if err != nil || time.Now().After(leaf.NotAfter) {
-			return nil, false
+		if err != nil {
+			return nil
 		}
-		return leaf.PublicKey, true
+		return leaf
 	}
 }

@@ -114,6 +114,26 @@ func (f *Files) Current() (*tls.Certificate, error) {
 	return f.cert, nil
 }
 
+// Expiry returns when the current certificate expires, under each DNS
+// name it carries (its subject's common name if it has none), for
+// caliop_certificate_expiry_timestamp_seconds (metrics.WatchCertificates).
+// Like a handshake, it picks up rewritten files first.
+func (f *Files) Expiry() map[string]time.Time {
+	cert, _ := f.Current()
+	out := map[string]time.Time{}
+	if cert == nil || cert.Leaf == nil {
+		return out
+	}
+	names := cert.Leaf.DNSNames
+	if len(names) == 0 && cert.Leaf.Subject.CommonName != "" {
+		names = []string{cert.Leaf.Subject.CommonName}
+	}
+	for _, n := range names {
+		out[strings.ToLower(n)] = cert.Leaf.NotAfter
+	}
+	return out
+}
+
 // reloadIfChanged reads the files again if the stat of either differs from
 // the last read. f.mu is held.
 func (f *Files) reloadIfChanged() {

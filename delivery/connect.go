@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/dane"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -83,9 +84,11 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 	if req.DANE.Usable() {
 		// RFC 7672 §3: the TLSA records, not the WebPKI, authenticate.
 		if err := dane.Verify(req.DANE.Set, c.tls.PeerCertificates, req.DANE.Names, d.now()); err != nil {
+			d.Metrics.DANE(metrics.DANEMismatch)
 			c.close()
 			return nil, &stepError{step: "dane", result: tlsrpt.Classify(err), err: err}
 		}
+		d.Metrics.DANE(metrics.DANEMatch)
 		c.proved.dane = true
 		return c, nil
 	}

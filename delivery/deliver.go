@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
@@ -77,8 +78,8 @@ type Deliverer struct {
 	ConnectTimeout time.Duration
 	Pool           *Pool // nil disables connection reuse
 	Log            *zap.Logger
-	Metrics        *Metrics        // nil disables metrics
-	Report         tlsrpt.Recorder // TLS-RPT outcomes of new sessions; nil: none
+	Metrics        *metrics.Metrics // nil disables metrics
+	Report         tlsrpt.Recorder  // TLS-RPT outcomes of new sessions; nil: none
 	Now            func() time.Time
 }
 
@@ -89,26 +90,30 @@ type Deliverer struct {
 func (d *Deliverer) Deliver(ctx context.Context, req Request) Result {
 	start := d.now()
 	var res Result
-	fail := d.tryEach(ctx, req.Plan, req.Envelope, func(mx policy.MX, addr string) *failure {
+	fail, class := d.tryEach(ctx, req.Plan, req.Envelope, func(mx policy.MX, addr string) *failure {
 		r, f := d.attempt(ctx, req, mx, addr)
 		res = r
 		return f
 	})
 	if fail != nil {
 		res = allReplies(len(req.To), fail)
+		if d.Metrics != nil {
+			d.Metrics.Failed(destination(req.Plan), class, len(req.To))
+		}
 	}
-	d.Metrics.observe(req.Plan.Domain, res, d.now().Sub(start))
+	d.Metrics.DeliveryFinished(d.now().Sub(start), codes(res))
 	return res
 }
 
 // tryEach calls try on every address of every MX of plan, in order, until
 // try succeeds (nil) or fails finally. It returns the reply to give when no
-// address succeeded, or nil.
+// address succeeded, or nil, and the failure class of that reply for
+// metrics (failure.class).
 //
 // Hosts the plan found unusable count as tried. Under REQUIRETLS
 // (RFC 8689 §4.2.1) a host the plan does not authenticate is skipped with
 // a permanent 5.7.30.
-func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope, try func(policy.MX, string) *failure) *smtp.SMTPError {
+func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope, try func(policy.MX, string) *failure) (*smtp.SMTPError, string) {
 	var tried []failure
 	for _, u := range plan.Unusable {
 		tried = append(tried, failure{host: u.Host, kind: failPolicy, result: u.Result, err: u.Err})
@@ -130,22 +135,26 @@ func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope,
 		}
 		for _, ip := range addrs {
 			if ctx.Err() != nil {
-				return timeoutReply(tried)
+				return timeoutReply(tried), metrics.FailureNetwork
 			}
 			f := try(mx, net.JoinHostPort(ip.String(), strconv.Itoa(d.Port)))
 			if f == nil {
-				return nil
+				return nil, ""
 			}
 			tried = append(tried, *f)
 			if f.final {
-				return f.reply()
+				return f.reply(), f.class()
 			}
 		}
 	}
 	if ctx.Err() != nil {
-		return timeoutReply(tried)
+		return timeoutReply(tried), metrics.FailureNetwork
 	}
-	return underPolicy(plan, summarise(tried))
+	class := metrics.FailureOther
+	if i, _ := mostTelling(tried); i >= 0 {
+		class = tried[i].class()
+	}
+	return underPolicy(plan, summarise(tried)), class
 }
 
 // underPolicy names the enforced MTA-STS policy in a policy failure
@@ -195,7 +204,7 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 		c.conn.Close()
 		return Result{}, nil, true
 	}
-	res, f := judge(req, mx.Host, addr, out, err)
+	res, classes, f := judge(req, mx.Host, addr, out, err)
 	var last *smtp.SMTPError
 	if f != nil {
 		last = f.reply()
@@ -208,8 +217,11 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 	} else {
 		d.Pool.put(key, c)
 	}
-	if f == nil && firstFinal(res).Code/100 == 2 {
-		d.notePlaintext(req.Plan.Domain, mx.Host, c)
+	if f == nil {
+		d.noteOutcome(req.Plan, req.Body, c, res.Replies, classes)
+		if firstFinal(res).Code/100 == 2 {
+			d.notePlaintext(req.Plan, mx.Host, c)
+		}
 	}
 	return res, f, false
 }
@@ -231,6 +243,7 @@ func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX,
 		f := connectFailure(mx.Host, addr, err)
 		return nil, key, false, &f
 	}
+	d.noteSession(plan, mx, c)
 	return c, key, false, nil
 }
 
@@ -294,12 +307,14 @@ func firstFinal(res Result) *smtp.SMTPError {
 
 // notePlaintext logs and counts a delivery made without TLS, which only a
 // level none override allows (DESIGN.md invariant 2).
-func (d *Deliverer) notePlaintext(domain, host string, c *client) {
+func (d *Deliverer) notePlaintext(plan policy.Plan, host string, c *client) {
 	if c.tls != nil {
 		return
 	}
-	d.Metrics.plaintext(domain)
-	d.log().Warn("plaintext delivery", zap.String("domain", domain), zap.String("mx", host), zap.String("reason", "override level none"))
+	if d.Metrics != nil {
+		d.Metrics.Plaintext(destination(plan))
+	}
+	d.log().Warn("plaintext delivery", zap.String("domain", plan.Domain), zap.String("mx", host), zap.String("reason", "override level none"))
 }
 
 func (d *Deliverer) log() *zap.Logger {

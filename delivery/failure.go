@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/tlsrpt"
 )
 
@@ -97,36 +98,42 @@ func connectFailure(host, addr string, err error) failure {
 
 // judge turns the replies of one transaction into final per-recipient
 // replies, or a failure when the next address should be tried.
-func judge(req Request, host, addr string, out outcome, err error) (Result, *failure) {
+// classes[i] is the failure class (failure.class) of a reply that is not
+// 2xx: refused when the server said so, network when it did not answer.
+func judge(req Request, host, addr string, out outcome, err error) (_ Result, classes []string, _ *failure) {
 	f := &failure{host: host, addr: addr}
 	switch {
 	case out.mail == nil:
 		// Lost before MAIL was answered: nothing was accepted.
 		f.kind, f.err = failNetwork, fmt.Errorf("connection lost before MAIL was answered: %v", err)
-		return Result{}, f
+		return Result{}, nil, f
 	case out.mail.Code/100 == 4:
 		f.kind, f.err = failServer, out.mail
-		return Result{}, f
+		return Result{}, nil, f
 	case out.mail.Code/100 != 2:
 		f.kind, f.err, f.final = failFinal, out.mail, true
-		return Result{}, f
+		return Result{}, nil, f
 	}
 	res := Result{Replies: make([]*smtp.SMTPError, len(req.To))}
+	classes = make([]string, len(req.To))
 	for i := range req.To {
 		var r *smtp.SMTPError
+		class := metrics.FailureRefused
 		switch {
 		case i < len(out.rcpt) && out.rcpt[i].Code/100 != 2:
 			r = said(f, out.rcpt[i], "RCPT TO")
 		case i >= len(out.rcpt) || err != nil && out.data == nil:
 			r = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: f.where() + ": connection lost before the end of DATA was answered"}
+			class = metrics.FailureNetwork
 		case out.data == nil:
 			r = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: f.where() + ": no DATA reply"}
+			class = metrics.FailureNetwork
 		default:
 			r = said(f, out.data, "end of DATA")
 		}
-		res.Replies[i] = r
+		res.Replies[i], classes[i] = r, class
 	}
-	return res, nil
+	return res, classes, nil
 }
 
 // said passes a server's reply upstream with its class and enhanced code,
@@ -142,19 +149,10 @@ func summarise(tried []failure) *smtp.SMTPError {
 	if len(tried) == 0 {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 4}, Message: "no MX host to try"}
 	}
-	bi := -1
-	for i, f := range tried {
-		if f.kind != failMessage && (bi < 0 || f.kind > tried[bi].kind) {
-			bi = i
-		}
-	}
-	allMessage := bi < 0
-	if allMessage {
-		bi = 0
-	}
-	best := tried[bi]
-	r := best.reply()
-	if len(tried) > 1 || best.kind != failServer {
+	bi, allMessage := mostTelling(tried)
+	top := tried[bi]
+	r := top.reply()
+	if len(tried) > 1 || top.kind != failServer {
 		parts := make([]string, len(tried))
 		for i, f := range tried {
 			parts[i] = f.describe()
@@ -165,6 +163,26 @@ func summarise(tried []failure) *smtp.SMTPError {
 		r.Code, r.EnhancedCode[0] = 451, 4
 	}
 	return r
+}
+
+// mostTelling is the index of the most telling failure of tried: the
+// greatest kind, failures of the message itself (5.6.x, 5.3.4) last.
+// allMessage reports that every one was such a failure (the index is then
+// 0); -1 when tried is empty.
+func mostTelling(tried []failure) (bi int, allMessage bool) {
+	if len(tried) == 0 {
+		return -1, false
+	}
+	bi = -1
+	for i, f := range tried {
+		if f.kind != failMessage && (bi < 0 || f.kind > tried[bi].kind) {
+			bi = i
+		}
+	}
+	if bi < 0 {
+		return 0, true
+	}
+	return bi, false
 }
 
 // timeoutReply is the reply when the delivery budget ran out (4.4.7).

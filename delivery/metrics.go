@@ -1,60 +1,141 @@
 package delivery
 
 import (
-	"strconv"
-	"time"
+	"github.com/emersion/go-smtp"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/caliop/relay/metrics"
+	"github.com/caliop/relay/policy"
 )
 
-// Metrics are the delivery series (README "Metrics"). The only domain
-// label is on plaintext deliveries, which only configured override
-// domains can make, so its values are bounded (DESIGN.md invariant 6).
-type Metrics struct {
-	recipients *prometheus.CounterVec
-	plain      *prometheus.CounterVec
-	duration   prometheus.Histogram
+// EncryptedBody is a Body that can say whether it is PGP/MIME-encrypted,
+// for the protection label of the delivered-message series; a Body
+// without this method is taken as not encrypted.
+type EncryptedBody interface {
+	Body
+	Encrypted() bool
 }
 
-// NewMetrics registers the delivery series on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		recipients: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "caliop_delivery_recipients_total",
-			Help: "Recipients given a final reply by the delivery engine, by reply class (2xx, 4xx, 5xx).",
-		}, []string{"class"}),
-		plain: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "caliop_plaintext_deliveries_total",
-			Help: "Messages delivered without TLS, allowed only by a level none override; by domain.",
-		}, []string{"domain"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "caliop_delivery_duration_seconds",
-			Help:    "Time from the start of a delivery to its final replies.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
-		}),
+// destination is what the metrics know of plan's domain: its MX hosts
+// group it under a provider.
+func destination(plan policy.Plan) metrics.Destination {
+	mxs := make([]string, 0, len(plan.MXs)+len(plan.Unusable))
+	for _, mx := range plan.MXs {
+		mxs = append(mxs, mx.Host)
 	}
-	reg.MustRegister(m.recipients, m.plain, m.duration)
-	return m
+	for _, u := range plan.Unusable {
+		mxs = append(mxs, u.Host)
+	}
+	return metrics.Destination{Domain: plan.Domain, MXs: mxs}
 }
 
-func (m *Metrics) observe(domain string, res Result, d time.Duration) {
-	if m == nil {
+// noteSession counts a new session that met mx's requirement.
+func (d *Deliverer) noteSession(plan policy.Plan, mx policy.MX, c *client) {
+	if d.Metrics == nil {
 		return
 	}
-	m.duration.Observe(d.Seconds())
-	for _, r := range res.Replies {
-		m.recipients.WithLabelValues(strconv.Itoa(r.Code/100) + "xx").Inc()
+	d.Metrics.OutboundSession(metrics.Session{
+		Destination: destination(plan),
+		TLSVersion:  c.proved.version,
+		Auth:        authLabel(c),
+		Policy:      policyLabel(plan, mx),
+	})
+}
+
+// authLabel names what a connection proved.
+func authLabel(c *client) string {
+	switch {
+	case c.tls == nil:
+		return metrics.AuthNone
+	case c.proved.dane:
+		return metrics.AuthDANE
+	case c.proved.level >= policy.Verify:
+		return metrics.AuthPKIX
+	}
+	return metrics.AuthEncrypted
+}
+
+// policyLabel names the policy a session with mx was under, strongest
+// first.
+func policyLabel(plan policy.Plan, mx policy.MX) string {
+	switch {
+	case mx.Require.DANE != nil:
+		return metrics.PolicyDANE
+	case plan.Enforced():
+		return metrics.PolicySTSEnforce
+	case plan.Source == policy.SourceOverride:
+		return metrics.PolicyOverride
+	case plan.STS != nil:
+		return metrics.PolicySTSTesting
+	}
+	return metrics.PolicyDefault
+}
+
+// protection is the strongest protection of body delivered over c.
+func protection(body Body, c *client) string {
+	if eb, ok := body.(EncryptedBody); ok && eb.Encrypted() {
+		return metrics.ProtectionPGP
+	}
+	switch auth := authLabel(c); auth {
+	case metrics.AuthNone:
+		return metrics.ProtectionPlaintext
+	case metrics.AuthDANE, metrics.AuthPKIX:
+		return metrics.ProtectionAuthenticated
+	}
+	return metrics.ProtectionTLS
+}
+
+// noteOutcome counts the recipients of one message delivered or not:
+// replies[i] is recipient i's, classes[i] the failure class of a non-2xx
+// one.
+func (d *Deliverer) noteOutcome(plan policy.Plan, body Body, c *client, replies []*smtp.SMTPError, classes []string) {
+	if d.Metrics == nil {
+		return
+	}
+	dst := destination(plan)
+	delivered := 0
+	failed := map[string]int{}
+	for i, r := range replies {
+		if r.Code/100 == 2 {
+			delivered++
+		} else {
+			failed[classes[i]]++
+		}
+	}
+	if delivered > 0 {
+		d.Metrics.Delivered(dst, protection(body, c), delivered)
+	}
+	for class, n := range failed {
+		d.Metrics.Failed(dst, class, n)
 	}
 }
 
-func (m *Metrics) plaintext(domain string) {
-	if m != nil {
-		m.plain.WithLabelValues(domain).Inc()
+// class is the failure class of f for caliop_delivery_failures_total: its
+// RFC 8460 result type for a TLS or policy failure.
+func (f *failure) class() string {
+	switch f.kind {
+	case failPolicy:
+		if f.result != "" {
+			return string(f.result)
+		}
+		return metrics.FailurePolicy
+	case failDNS:
+		return metrics.FailureDNS
+	case failNetwork:
+		return metrics.FailureNetwork
+	case failServer, failFinal:
+		return metrics.FailureRefused
+	case failMessage:
+		if r := f.reply(); r.EnhancedCode[1] == 7 {
+			return metrics.FailurePolicy // REQUIRETLS cannot be met
+		}
 	}
+	return metrics.FailureOther
 }
 
-// Plaintext is the plaintext-delivery counter of domain, for tests and
-// dashboards' documentation.
-func (m *Metrics) Plaintext(domain string) prometheus.Counter {
-	return m.plain.WithLabelValues(domain)
+func codes(res Result) []int {
+	out := make([]int, len(res.Replies))
+	for i, r := range res.Replies {
+		out[i] = r.Code
+	}
+	return out
 }

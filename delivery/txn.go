@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 )
 
@@ -36,7 +37,7 @@ type Txn struct {
 func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to string) (*Txn, *smtp.SMTPError) {
 	var t *Txn
 	var rcpt *smtp.SMTPError
-	fail := d.tryEach(ctx, plan, env, func(mx policy.MX, addr string) *failure {
+	fail, class := d.tryEach(ctx, plan, env, func(mx policy.MX, addr string) *failure {
 		for fresh := false; ; fresh = true {
 			var f *failure
 			var stale bool
@@ -47,6 +48,9 @@ func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to
 		}
 	})
 	if fail != nil {
+		if d.Metrics != nil {
+			d.Metrics.Failed(destination(plan), class, 1)
+		}
 		return nil, fail
 	}
 	return t, rcpt
@@ -81,7 +85,7 @@ func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to
 		// answer for the recipient, or a lost connection.
 		return t, t.rcptReply(to, rr, err), nil, false
 	}
-	_, jf := judge(req, mx.Host, addr, outcome{mail: r}, err)
+	_, _, jf := judge(req, mx.Host, addr, outcome{mail: r}, err)
 	d.logAttempt(req, mx, addr, c, jf.reply(), t0, reused)
 	if err != nil {
 		c.conn.Close()
@@ -116,13 +120,23 @@ func (t *Txn) Rcpt(ctx context.Context, to string) *smtp.SMTPError {
 func (t *Txn) rcptReply(to string, r *smtp.SMTPError, err error) *smtp.SMTPError {
 	if err != nil {
 		t.broken = true
+		t.noteFailed(metrics.FailureNetwork, 1)
 		return t.lost()
 	}
 	if r.Code/100 == 2 {
 		t.accepted++
 		t.to = append(t.to, to)
+	} else {
+		t.noteFailed(metrics.FailureRefused, 1)
 	}
 	return said(t.failure(), r, "RCPT TO")
+}
+
+// noteFailed counts n recipients of the transaction that failed.
+func (t *Txn) noteFailed(class string, n int) {
+	if t.d.Metrics != nil {
+		t.d.Metrics.Failed(destination(t.plan), class, n)
+	}
 }
 
 // Data sends the body and returns the MX's reply to it, then releases the
@@ -131,9 +145,10 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 	req := Request{Plan: t.plan, Envelope: t.env, To: t.to, Body: body}
 	c := t.c
 	var reply *smtp.SMTPError
+	class := metrics.FailureOther
 	switch {
 	case t.broken:
-		reply = t.lost()
+		reply, class = t.lost(), metrics.FailureNetwork
 	case t.c.maxSize() > 0 && body.Size() > t.c.maxSize():
 		// The body grew since MAIL (encryption): RFC 1870 §6.
 		t.Close()
@@ -145,14 +160,22 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 		stop := t.bind(ctx)
 		reply = t.data(body)
 		stop()
+		class = metrics.FailureRefused
+		if t.broken {
+			class = metrics.FailureNetwork
+		}
 		t.release()
 	}
 	res := Result{Replies: make([]*smtp.SMTPError, len(t.to))}
+	classes := make([]string, len(t.to))
 	for i := range res.Replies {
-		res.Replies[i] = reply
+		res.Replies[i], classes[i] = reply, class
 	}
 	t.d.logAttempt(req, t.mx, t.key.addr, c, reply, t.start, false)
-	t.d.Metrics.observe(t.plan.Domain, res, t.d.now().Sub(t.start))
+	if c != nil {
+		t.d.noteOutcome(t.plan, body, c, res.Replies, classes)
+	}
+	t.d.Metrics.DeliveryFinished(t.d.now().Sub(t.start), codes(res))
 	return reply
 }
 
@@ -182,7 +205,7 @@ func (t *Txn) ended(r *smtp.SMTPError, err error, step string) *smtp.SMTPError {
 		return t.lost()
 	}
 	if r.Code/100 == 2 {
-		t.d.notePlaintext(t.plan.Domain, t.mx.Host, t.c)
+		t.d.notePlaintext(t.plan, t.mx.Host, t.c)
 	}
 	return said(t.failure(), r, step)
 }

@@ -76,6 +76,14 @@ func (s *Server) bufSize() int { return max(4096, s.opts.Limits.MaxLine+2) }
 
 func (c *clientConn) isTLS() bool { return c.tls.Load() != nil }
 
+// tlsVersion is the negotiated TLS version, 0 in plaintext.
+func (c *clientConn) tlsVersion() uint16 {
+	if st := c.tls.Load(); st != nil {
+		return st.Version
+	}
+	return 0
+}
+
 // Read hands go-smtp one command line per call in command mode, so that a
 // change of mode decided by the reply to that line (354 after DATA) is in
 // force before the next is read; in DATA and BDAT modes, bulk bytes up to

@@ -27,6 +27,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
+
+	"github.com/caliop/relay/metrics"
 )
 
 // Options configure a Server. Every outside dependency is a field.
@@ -56,8 +58,11 @@ type Options struct {
 	DataTimeout time.Duration
 	Limits      Limits
 	Stats       *Stats // may be nil
-	Log         *zap.Logger
-	Now         func() time.Time
+	// Metrics counts transactions by sending domain and TLS version
+	// (caliop_inbound_sessions_total); nil: none.
+	Metrics *metrics.Metrics
+	Log     *zap.Logger
+	Now     func() time.Time
 }
 
 // Limits bound what one client, or all of them, may cost. A zero field

@@ -91,6 +91,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	}
 	sess.txn = &txn{id: newID(), domain: domain, received: sess.receivedInfo()}
 	sess.s.opts.Stats.add(domain, isTLS)
+	sess.s.opts.Metrics.InboundSession(domain, sess.c.tlsVersion())
 	return nil
 }
 

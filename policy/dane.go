@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/dane"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/tlsrpt"
 )
 
@@ -40,6 +41,7 @@ func (e *Engine) applyDANE(ctx context.Context, p Plan) (Plan, error) {
 		d, err := e.daneFor(ctx, p, mx.Host)
 		if err != nil {
 			p.Unusable = append(p.Unusable, Unusable{Host: mx.Host, Result: tlsrpt.DNSSECInvalid, Err: err})
+			e.Metrics.DANE(metrics.DANELookupError)
 			e.report(p.Domain, mx.Host, tlsrpt.DNSSECInvalid, err)
 			continue
 		}
@@ -47,6 +49,7 @@ func (e *Engine) applyDANE(ctx context.Context, p Plan) (Plan, error) {
 			// RFC 7672 §2.2: TLS is still required; RFC 8460 §4.3.2:
 			// every record unusable is "tlsa-invalid".
 			e.report(p.Domain, mx.Host, tlsrpt.TLSAInvalid, fmt.Errorf("no usable TLSA record at %s", d.Set.Name))
+			e.Metrics.DANE(metrics.DANEUnusable)
 		}
 		if d != nil {
 			mx.Require = Requirement{Level: Encrypt, MinTLS: mx.Require.MinTLS, DANE: d}

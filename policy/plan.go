@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/dane"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
@@ -133,6 +134,9 @@ type Engine struct {
 	// MX host made unusable by its TLSA lookup, DANE required but
 	// missing); nil: none. Sessions are reported by the delivery.
 	Report tlsrpt.Recorder
+	// Metrics counts the DANE results of the decision (TLSA lookups that
+	// failed, TLSA records all unusable); nil: none.
+	Metrics *metrics.Metrics
 
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.

@@ -113,6 +113,7 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 	plan, err := sess.plan(ctx, rt.domain, sp)
 	if err != nil {
 		sess.log.Info("no route", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Error(err))
+		sess.s.noteRefused(rt.domain, planFailure(err), len(rt.addrs))
 		reply := planReply(rt.domain, err)
 		out := make([]*smtp.SMTPError, len(rt.addrs))
 		for i := range out {

@@ -24,6 +24,8 @@ import (
 	"github.com/caliop/relay/internal/dnstest"
 	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/metrics"
+	"github.com/caliop/relay/metrics/metricstest"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
@@ -42,6 +44,7 @@ type world struct {
 	engine  *policy.Engine
 	deliver *delivery.Deliverer
 	reg     *prometheus.Registry
+	metrics *metrics.Metrics // on reg
 	srv     *Server
 	smtp    string // relay SMTP listener
 	lmtp    string // relay LMTP listener
@@ -66,11 +69,15 @@ type worldOpts struct {
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
 	pgp                 Encrypter // Options.PGP
+	// metrics bound the domain label of the world's metrics (registered
+	// on world.reg and given to every component).
+	metrics metrics.Options
 }
 
 func newWorld(t *testing.T, o worldOpts) *world {
 	t.Helper()
 	w := &world{t: t, dns: dnstest.Start(t), ca: testpki.NewCA(t), addrs: map[string]string{}, reg: prometheus.NewRegistry()}
+	w.metrics = metrics.New(w.reg, "test", o.metrics)
 	res, err := resolver.New(resolver.Config{Servers: []string{w.dns.Addr}, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +86,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		DNS:       res,
 		Default:   policy.Requirement{Level: policy.Encrypt, MinTLS: 0x0303},
 		Overrides: o.overrides,
+		Metrics:   w.metrics,
 	}
 	w.tally = &tlsrpt.Tally{}
 	if o.sts {
@@ -87,7 +95,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 			t.Fatal(err)
 		}
 		fetch := &mtasts.Fetcher{DialContext: res.Dialer(w.dial), Roots: w.ca.Pool}
-		w.sts, err = stscache.Open(stscache.Config{DNS: res, Fetch: fetch, Store: st, Report: w.tally, Log: zaptest.NewLogger(t)})
+		w.sts, err = stscache.Open(stscache.Config{DNS: res, Fetch: fetch, Store: st, Report: w.tally, Log: zaptest.NewLogger(t), Metrics: w.metrics})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +117,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		ConnectTimeout: 2 * time.Second,
 		Pool:           pool,
 		Log:            zaptest.NewLogger(t),
-		Metrics:        delivery.NewMetrics(w.reg),
+		Metrics:        w.metrics,
 		Report:         w.tally,
 	}
 	if o.timeout == 0 {
@@ -132,6 +140,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		PGP:                 o.pgp,
 		Planner:             w.engine,
 		Deliverer:           w.deliver,
+		Metrics:             w.metrics,
 		Log:                 zaptest.NewLogger(t),
 	}
 	if o.tls {
@@ -146,6 +155,13 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		w.srv.Shutdown(ctx)
 	})
 	return w
+}
+
+// metric is the value of the series name with exactly labels (name,
+// value pairs) on the world's registry; 0 when it does not exist.
+func (w *world) metric(name string, labels ...string) float64 {
+	w.t.Helper()
+	return metricstest.Value(w.t, w.reg, name, labels...)
 }
 
 // dial maps the fake addresses published in DNS to the real listeners.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/policy"
@@ -139,7 +138,7 @@ func TestOverrideNoneAllowsCountedPlaintext(t *testing.T) {
 	if m := mx.Messages(); len(m) != 1 || m[0].TLS {
 		t.Fatalf("stored %+v", m)
 	}
-	if got := testutil.ToFloat64(w.deliver.Metrics.Plaintext("legacy.test")); got != 1 {
+	if got := w.metric("caliop_plaintext_deliveries_total", "domain", "legacy.test"); got != 1 {
 		t.Errorf("caliop_plaintext_deliveries_total{domain=legacy.test} = %v, want 1", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/message"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/pgpmime"
 	"github.com/caliop/relay/pgppolicy"
 )
@@ -40,6 +41,7 @@ func (sess *session) decide(r *recipient) error {
 	defer cancel()
 	key, reply := sess.s.opts.PGP.Decide(ctx, r.addr)
 	if reply != nil {
+		sess.s.noteRefused(r.domain, metrics.FailurePolicy, 1)
 		return reply
 	}
 	r.key = key
@@ -48,9 +50,16 @@ func (sess *session) decide(r *recipient) error {
 
 // traced is a body behind a trace header field.
 type traced struct {
-	head []byte
-	body delivery.Body
+	head      []byte
+	body      delivery.Body
+	encrypted bool
 }
+
+var _ delivery.EncryptedBody = traced{}
+
+// Encrypted says whether the body is PGP/MIME-encrypted, for the
+// delivery's protection label.
+func (t traced) Encrypted() bool { return t.encrypted }
 
 func (t traced) Reader() io.Reader { return io.MultiReader(bytes.NewReader(t.head), t.body.Reader()) }
 func (t traced) Size() int64       { return int64(len(t.head)) + t.body.Size() }
@@ -77,5 +86,7 @@ func (sess *session) bodyFor(sp *message.Spool, keys []*openpgp.Entity) (body de
 	if decision != pgppolicy.NoKey {
 		sess.log.Info("pgp", zap.String("id", sess.id), zap.String("decision", string(decision)), zap.Int("keys", len(keys)))
 	}
-	return traced{head: []byte(pgppolicy.TraceHeader + ": " + string(decision) + "\r\n"), body: body}, eightBit, done, nil
+	sess.s.opts.Metrics.PGP(string(decision))
+	t := traced{head: []byte(pgppolicy.TraceHeader + ": " + string(decision) + "\r\n"), body: body, encrypted: decision == pgpmime.Encrypted}
+	return t, eightBit, done, nil
 }

@@ -7,7 +7,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // planReply maps a policy.Plan error to the reply for the MTA.
@@ -28,6 +30,29 @@ func planReply(domain string, err error) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 3}, Message: "DNS lookup failed for " + domain + ": " + err.Error()}
 	}
 	return internalError(err)
+}
+
+// planFailure is the failure class of a policy.Plan error for
+// caliop_delivery_failures_total: the RFC 8460 result type of a DANE
+// failure, else dns or policy.
+func planFailure(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrDANELookup):
+		return string(tlsrpt.DNSSECInvalid)
+	case errors.Is(err, policy.ErrDANERequired):
+		return string(tlsrpt.DANERequired)
+	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired):
+		return metrics.FailurePolicy
+	case errors.Is(err, policy.ErrDNS), errors.Is(err, policy.ErrNullMX),
+		errors.Is(err, policy.ErrNoDomain), errors.Is(err, policy.ErrNoMailHost):
+		return metrics.FailureDNS
+	}
+	return metrics.FailureOther
+}
+
+// noteRefused counts n recipients of domain refused before any delivery.
+func (s *Server) noteRefused(domain, class string, n int) {
+	s.opts.Metrics.Failed(metrics.Destination{Domain: domain}, class, n)
 }
 
 // internalError keeps an internal fault temporary: go-smtp would turn a

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 )
 
@@ -71,8 +72,12 @@ type Options struct {
 	PGP       Encrypter
 	Planner   Planner
 	Deliverer Deliverer
-	Log       *zap.Logger
-	Now       func() time.Time
+	// Metrics counts PGP decisions and the recipients refused before
+	// delivery (no plan, PGP required); nil: none. The Deliverer counts
+	// the rest.
+	Metrics *metrics.Metrics
+	Log     *zap.Logger
+	Now     func() time.Time
 }
 
 // Server runs the outbound SMTP and LMTP listeners.

@@ -130,6 +130,7 @@ func (sess *session) rcptSMTP(r recipient) error {
 		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain)
 		if err != nil {
 			reply := planReply(r.domain, err)
+			sess.s.noteRefused(r.domain, planFailure(err), 1)
 			sess.log.Info("no route", zap.String("domain", r.domain), zap.Error(err))
 			return reply
 		}

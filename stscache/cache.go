@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
@@ -60,6 +61,10 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	// RetryAfter: DefaultRetryAfter if zero.
 	RetryAfter time.Duration
+	// Metrics counts fetches by result and, through
+	// Metrics.WatchMTASTSPolicies, exports the cached policies by mode;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Source says where a Result's policy came from.
@@ -167,7 +172,22 @@ func Open(cfg Config) (*Cache, error) {
 	for _, k := range stale {
 		cfg.Store.Delete(bucket, k)
 	}
+	cfg.Metrics.WatchMTASTSPolicies(c.byMode)
 	return c, nil
+}
+
+// byMode counts the unexpired cached policies by mode.
+func (c *Cache) byMode() map[string]int {
+	now := c.cfg.Now()
+	out := map[string]int{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if now.Before(e.Expires) {
+			out[string(e.Policy.Mode)]++
+		}
+	}
+	return out
 }
 
 // Lookup returns the policy that applies to domain now (RFC 8461 §5.1).

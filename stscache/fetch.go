@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -42,6 +43,7 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) error {
 		c.fail(domain, id, err)
 		return err
 	}
+	c.cfg.Metrics.MTASTSFetch(metrics.STSFetchOK)
 	c.keep(domain, id, p)
 	return nil
 }
@@ -77,6 +79,7 @@ func (c *Cache) keep(domain, id string, p *mtasts.Policy) {
 // fail remembers a failed fetch and reports it (RFC 8460 §4.3.2).
 func (c *Cache) fail(domain, id string, err error) {
 	kind := failureKind(err)
+	c.cfg.Metrics.MTASTSFetch(fetchResult(kind))
 	c.mu.Lock()
 	c.failed[domain] = failure{id: id, at: c.cfg.Now(), err: err, kind: kind}
 	c.mu.Unlock()
@@ -84,6 +87,17 @@ func (c *Cache) fail(domain, id string, err error) {
 	if c.cfg.Report != nil {
 		c.cfg.Report.Record(tlsrpt.Outcome{Domain: domain, Policy: tlsrpt.PolicySTS, Result: kind, Detail: err.Error()})
 	}
+}
+
+// fetchResult is the result label of a failed fetch of kind.
+func fetchResult(kind tlsrpt.ResultType) string {
+	switch kind {
+	case tlsrpt.STSWebPKIInvalid:
+		return metrics.STSWebPKIInvalid
+	case tlsrpt.STSPolicyInvalid:
+		return metrics.STSInvalid
+	}
+	return metrics.STSFetchError
 }
 
 // refreshAt spreads refreshes over time: a policy is fetched again between

@@ -25,8 +25,26 @@ type Outcome struct {
 	Result ResultType
 	// Success: the session met the policy. Result is then empty.
 	Success bool
-	// Detail is a short reason for a failure ("mx not in policy").
+	// Detail is a short reason for a failure ("mx not in policy"). Reports
+	// carry the first Detail of each failure group as its
+	// failure-reason-code; it never splits a group.
 	Detail string
+
+	// The fields below are filled where the producer knows them; empty
+	// ones are left out of the report. They keep Outcome comparable.
+
+	// PolicyText is the RFC 8460 §4.4 policy-string, one entry per line:
+	// for "sts" the policy as fetched (mtasts.Policy.Text), whose "mx:"
+	// lines also give the mx-host list; for "tlsa" the TLSA records in
+	// presentation form ("3 1 1 ab12..."). Empty for "no-policy-found".
+	PolicyText string
+	// ReceivingIP is the MX address connected to (receiving-ip).
+	ReceivingIP string
+	// SendingIP is Caliop's own address on the session (sending-mta-ip).
+	SendingIP string
+	// ReceivingHELO is the name the MX gave in its greeting
+	// (receiving-mx-helo).
+	ReceivingHELO string
 }
 
 // Recorder takes outcomes as they happen. Implementations are safe for

@@ -22,6 +22,7 @@ import (
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/wkd"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// used until the operator removes the pin. Either way it is logged
 	// and counted.
 	AcceptKeyChange bool
+	// Metrics counts lookups by result, their latency and key changes;
+	// nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Result is what is known of one address.

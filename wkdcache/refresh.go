@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/wkd"
 )
 
@@ -27,6 +28,7 @@ func (c *Cache) refresh(ctx context.Context, address string) Result {
 		// learn that, nor make it last.
 		e.State, e.Err, e.Expires = StateUnknown, err.Error(), now.Add(c.cfg.UnknownTTL)
 	}
+	c.cfg.Metrics.WKDLookup(lookupResult(e.State), c.cfg.Now().Sub(now))
 	c.mu.Lock()
 	c.entries[address] = e
 	c.mu.Unlock()
@@ -36,6 +38,18 @@ func (c *Cache) refresh(ctx context.Context, address string) Result {
 		}
 	}
 	return e.result(false)
+}
+
+// lookupResult is the result label of a lookup that ended in state: a
+// key found is "key" even when the pin refuses it.
+func lookupResult(s State) string {
+	switch s {
+	case StateKey, StateChanged:
+		return metrics.WKDKey
+	case StateNoKey:
+		return metrics.WKDNoKey
+	}
+	return metrics.WKDUnknown
 }
 
 // withKey records a key found for e.Address, after the pin check.
@@ -58,6 +72,7 @@ func (c *Cache) withKey(e *entry, l wkd.Lookup, now time.Time) {
 		c.pin(e, now)
 	default:
 		c.changes.Add(1)
+		c.cfg.Metrics.WKDKeyChange()
 		c.cfg.Log.Warn("wkd key changed while the pinned key is still valid", zap.String("address", e.Address), zap.String("pinned", old.Fingerprint), zap.String("new", l.Fingerprint), zap.Bool("accepted", c.cfg.AcceptKeyChange))
 		if c.cfg.AcceptKeyChange {
 			c.pin(e, now)

@@ -25,7 +25,7 @@ func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer)
 		return 2, err
 	}
 	var dialer net.Dialer
-	sts, err := newSTS(cfg, res, dialer.DialContext, nil, zap.NewNop())
+	sts, err := newSTS(cfg, res, dialer.DialContext, nil, nil, zap.NewNop())
 	if err != nil {
 		return 2, err
 	}

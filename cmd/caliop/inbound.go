@@ -15,6 +15,7 @@ import (
 	"github.com/caliop/relay/certs"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/inbound"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 )
 
@@ -64,7 +65,7 @@ func publishedPolicy(in config.Inbound) *mtasts.Policy {
 
 // inboundServices builds the port-25 listener, the HTTPS policy host
 // (which also answers TLS-ALPN-01) and, for HTTP-01, the HTTP listener.
-func inboundServices(ctx context.Context, cfg *config.Config, stats *inbound.Stats, log *zap.Logger) ([]service, error) {
+func inboundServices(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *zap.Logger) ([]service, error) {
 	in := cfg.Inbound
 	if in.Listen == "" {
 		return nil, nil
@@ -83,11 +84,17 @@ func inboundServices(ctx context.Context, cfg *config.Config, stats *inbound.Sta
 			MaxConnections: in.Limits.MaxConnections, MaxPerIP: in.Limits.MaxPerIP, MaxLine: in.Limits.MaxLine,
 			MaxErrors: in.Limits.MaxErrors, CommandTimeout: time.Duration(in.Limits.CommandTimeout), MinDataRate: int64(in.Limits.MinDataRate),
 		},
-		Stats: stats,
-		Log:   log.Named("inbound"),
+		Stats:   &inbound.Stats{},
+		Metrics: m,
+		Log:     log.Named("inbound"),
 	})
 	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown}}
-	policy := mtasts.Handler(in.Domains, publishedPolicy(in))
+	// The policy host also takes TLS-RPT reports about the inbound
+	// domains (POST /tlsrpt).
+	policy := tlsrptReceiver(cfg, receivedMetrics{m}).Wrap(mtasts.Handler(in.Domains, publishedPolicy(in)))
+	if w, ok := src.(interface{ Expiry() map[string]time.Time }); ok {
+		m.WatchCertificates(w.Expiry)
+	}
 	if in.HTTPSListen != "" {
 		httpsCfg := certs.STARTTLSConfig(src)
 		if acme != nil {

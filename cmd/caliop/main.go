@@ -18,10 +18,10 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
-	"github.com/caliop/relay/inbound"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/pgppolicy"
+	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/relay"
-	"github.com/caliop/relay/tlsrpt"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -42,6 +42,8 @@ const usage = `usage:
   caliop records [--config FILE]        print the DNS records to publish for the inbound side
                                         (MX, MTA-STS, TLS-RPT, TLSA)
   caliop wkd [--config FILE] ADDRESS    show ADDRESS's WKD lookup, key and encryption decision
+  caliop tlsrpt --print [--config FILE] DOMAIN
+                                        print today's pending TLS-RPT report for DOMAIN
   caliop version                        print the version
 
 Exit status 2 also means a usage or configuration error, reported on
@@ -57,13 +59,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "serve", "mta-sts", "check", "records", "wkd":
+	case "serve", "mta-sts", "check", "records", "wkd", "tlsrpt":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
 		jsonOut := false
 		if args[0] == "check" {
 			fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+		}
+		if args[0] == "tlsrpt" {
+			fs.Bool("print", true, "print the pending report (the only action)")
 		}
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
@@ -96,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = showRecords(cfg, stdout)
 		case "wkd":
 			err = showWKD(cfg, pos[0], stdout)
+		case "tlsrpt":
+			err = printTLSRPT(cfg, pos[0], stdout)
 		default:
 			err = serve(cfg)
 		}
@@ -121,60 +128,52 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	dialer := &net.Dialer{}
-	report := &tlsrpt.Tally{} // read by TLS-RPT reports (to come)
-	sts, err := newSTS(cfg, res, dialer.DialContext, report, log.Named("mta-sts"))
-	if err != nil {
-		return err
-	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go sts.Run(ctx, time.Minute)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "caliop_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }))
+	m := metrics.New(reg, version, metrics.Options{Domains: cfg.Metrics.Domains, TopDomains: cfg.Metrics.TopDomains, Providers: cfg.Metrics.Providers})
 
-	var tlsCfg *tls.Config
-	if cfg.Outbound.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Outbound.TLS.Cert, cfg.Outbound.TLS.Key)
-		if err != nil {
-			return fmt.Errorf("outbound.tls: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	defer pool.Close()
-	pgp, _, err := newPGP(ctx, cfg, res, dialer.DialContext, log.Named("wkd"))
+	deliverer := &delivery.Deliverer{
+		Hostname:       cfg.Hostname,
+		DNS:            res,
+		Dial:           dialer.DialContext,
+		Port:           cfg.Outbound.MXPort,
+		ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
+		Pool:           pool,
+		Log:            log.Named("delivery"),
+		Metrics:        m,
+	}
+	// TLS-RPT reports mail through the engine, made below from the
+	// MTA-STS cache, which itself reports to the reporter.
+	var engine *policy.Engine
+	mail := func(ctx context.Context, from, to string, msg []byte) error {
+		return tlsrptMailer(engine, deliverer)(ctx, from, to, msg)
+	}
+	rep, err := newTLSRPT(cfg, res, dialer.DialContext, mail, m, log.Named("tlsrpt"))
 	if err != nil {
 		return err
 	}
-	engine := newEngine(cfg, res, sts)
-	engine.Report = report
-	srv := relay.New(relay.Options{
-		Hostname:            cfg.Hostname,
-		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
-		Users:               cfg.Outbound.Auth.Users,
-		TLS:                 tlsCfg,
-		MaxMessageSize:      int64(cfg.Outbound.MaxMessageSize),
-		MemoryBuffer:        int64(cfg.Outbound.MemoryBuffer),
-		SpoolDir:            "",
-		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
-		Parallel:            cfg.Outbound.Parallel,
-		HonourTLSRequiredNo: cfg.Outbound.HonourTLSRequiredNo,
-		PGP:                 encrypter(pgp),
-		Planner:             engine,
-		Deliverer: &delivery.Deliverer{
-			Hostname:       cfg.Hostname,
-			DNS:            res,
-			Dial:           dialer.DialContext,
-			Port:           cfg.Outbound.MXPort,
-			ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
-			Pool:           pool,
-			Log:            log.Named("delivery"),
-			Metrics:        delivery.NewMetrics(reg),
-			Report:         report,
-		},
-		Log: log.Named("relay"),
-	})
+	go rep.Run(ctx)
+	sts, err := newSTS(cfg, res, dialer.DialContext, rep, m, log.Named("mta-sts"))
+	if err != nil {
+		return err
+	}
+	go sts.Run(ctx, time.Minute)
+	engine = newEngine(cfg, res, sts)
+	partners := &partnerRecords{next: rep, res: res, m: m, checked: map[string]time.Time{}}
+	engine.Report, engine.Metrics, deliverer.Report = rep, m, partners
+	pgp, _, err := newPGP(ctx, cfg, res, dialer.DialContext, m, log.Named("wkd"))
+	if err != nil {
+		return err
+	}
+	srv, err := newRelay(cfg, engine, deliverer, pgp, m, log.Named("relay"))
+	if err != nil {
+		return err
+	}
+
 	var services []service
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
 	if cfg.Outbound.SMTP != "" {
@@ -183,7 +182,7 @@ func serve(cfg *config.Config) error {
 	if cfg.Outbound.LMTP != "" {
 		services = append(services, service{"outbound.lmtp", cfg.Outbound.LMTP, srv.ServeLMTP, drain})
 	}
-	in, err := inboundServices(ctx, cfg, &inbound.Stats{}, log)
+	in, err := inboundServices(ctx, cfg, m, log)
 	if err != nil {
 		return err
 	}
@@ -191,8 +190,36 @@ func serve(cfg *config.Config) error {
 	if cfg.Metrics.Listen != "" {
 		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil, log))
 	}
-	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers))
+	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers), zap.String("version", version))
 	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)
+}
+
+// newRelay builds the outbound listeners' server.
+func newRelay(cfg *config.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, m *metrics.Metrics, log *zap.Logger) (*relay.Server, error) {
+	var tlsCfg *tls.Config
+	if cfg.Outbound.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Outbound.TLS.Cert, cfg.Outbound.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return relay.New(relay.Options{
+		Hostname:            cfg.Hostname,
+		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
+		Users:               cfg.Outbound.Auth.Users,
+		TLS:                 tlsCfg,
+		MaxMessageSize:      int64(cfg.Outbound.MaxMessageSize),
+		MemoryBuffer:        int64(cfg.Outbound.MemoryBuffer),
+		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
+		Parallel:            cfg.Outbound.Parallel,
+		HonourTLSRequiredNo: cfg.Outbound.HonourTLSRequiredNo,
+		PGP:                 encrypter(pgp),
+		Planner:             engine,
+		Deliverer:           d,
+		Metrics:             m,
+		Log:                 log,
+	}), nil
 }
 
 // encrypter keeps a nil policy a nil interface.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/pgpmime"
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/resolver"
@@ -24,7 +25,7 @@ import (
 // newPGP builds opportunistic PGP/MIME from the pgp section: WKD lookups
 // through the configured DNS servers, the key cache in data_dir, and the
 // policy. It returns nil when encryption is off everywhere.
-func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, log *zap.Logger) (*pgppolicy.Policy, *wkdcache.Cache, error) {
+func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, m *metrics.Metrics, log *zap.Logger) (*pgppolicy.Policy, *wkdcache.Cache, error) {
 	p := cfg.PGP
 	dests := map[string]pgppolicy.Mode{}
 	on := p.Mode != "off"
@@ -44,6 +45,7 @@ func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dia
 		WKD: client, Store: st, Log: log,
 		KeyTTL: time.Duration(p.KeyTTL), NoKeyTTL: time.Duration(p.NoKeyTTL),
 		AcceptKeyChange: p.AcceptKeyChange,
+		Metrics:         m,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
@@ -27,17 +28,18 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 
 // newSTS opens the MTA-STS cache on the store in data_dir; policy hosts
 // are resolved through the configured DNS servers.
-func newSTS(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, report tlsrpt.Recorder, log *zap.Logger) (*stscache.Cache, error) {
+func newSTS(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, report tlsrpt.Recorder, m *metrics.Metrics, log *zap.Logger) (*stscache.Cache, error) {
 	st, err := store.Open(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	return stscache.Open(stscache.Config{
-		DNS:    res,
-		Fetch:  &mtasts.Fetcher{DialContext: res.Dialer(dial)},
-		Store:  st,
-		Report: report,
-		Log:    log,
+		DNS:     res,
+		Fetch:   &mtasts.Fetcher{DialContext: res.Dialer(dial)},
+		Store:   st,
+		Report:  report,
+		Metrics: m,
+		Log:     log,
 	})
 }
 
@@ -49,7 +51,7 @@ func showMTASTS(cfg *config.Config, domain string, out io.Writer) error {
 		return err
 	}
 	var d net.Dialer
-	sts, err := newSTS(cfg, res, d.DialContext, nil, zap.NewNop())
+	sts, err := newSTS(cfg, res, d.DialContext, nil, nil, zap.NewNop())
 	if err != nil {
 		return err
 	}

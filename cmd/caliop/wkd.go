@@ -43,7 +43,7 @@ func showWKD(cfg *config.Config, address string, out io.Writer) error {
 	for _, r := range l.Rejected {
 		fmt.Fprintf(out, "ignored: %s\n", r)
 	}
-	pol, cache, err := newPGP(ctx, cfg, res, d.DialContext, zap.NewNop())
+	pol, cache, err := newPGP(ctx, cfg, res, d.DialContext, nil, zap.NewNop())
 	if err != nil {
 		return err
 	}

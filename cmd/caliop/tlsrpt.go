@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/metrics"
+	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/store"
+	"github.com/caliop/relay/tlsrpt"
+	"github.com/caliop/relay/tlsrptsend"
+)
+
+// newTLSRPT builds the TLS-RPT reporter on the store in data_dir: reports
+// are posted over HTTPS through the configured DNS servers and mailed
+// with send (see tlsrptMailer). Run it with go r.Run(ctx) when
+// cfg.TLSRPT.Enabled; give it as the Report of the engine, the delivery
+// and the MTA-STS cache.
+func newTLSRPT(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, send tlsrptsend.SendMail, m *metrics.Metrics, log *zap.Logger) (*tlsrptsend.Reporter, error) {
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	client := &http.Client{
+		Timeout: tlsrptsend.DefaultSendTimeout,
+		Transport: countedPosts{m: m, next: &http.Transport{
+			Proxy:           nil,
+			DialContext:     res.Dialer(dial),
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
+		}},
+	}
+	mailed := func(ctx context.Context, from, to string, msg []byte) error {
+		err := send(ctx, from, to, msg)
+		m.TLSRPTReport(metrics.TLSRPTMailto, err)
+		return err
+	}
+	t := cfg.TLSRPT
+	return tlsrptsend.New(tlsrptsend.Options{
+		Store:            st,
+		DNS:              res,
+		HTTP:             client,
+		SendMail:         mailed,
+		CountOnly:        !t.Enabled,
+		OrganizationName: t.OrganizationName,
+		ContactInfo:      t.ContactInfo,
+		Submitter:        cfg.Hostname,
+		From:             t.From,
+		Log:              log,
+	})
+}
+
+// tlsrptMailer delivers report messages through Caliop's outbound path:
+// under the plan without published policies, as "TLS-Required: No" asks
+// (RFC 8689 §5; TLS is still required), by a copy of d that records no
+// TLS-RPT outcome, so that reports are not counted in reports
+// (RFC 8460 §5.3).
+func tlsrptMailer(engine *policy.Engine, d *delivery.Deliverer) tlsrptsend.SendMail {
+	quiet := *d
+	quiet.Report = nil
+	return func(ctx context.Context, from, to string, msg []byte) error {
+		_, domain, ok := strings.Cut(to, "@")
+		if !ok {
+			return fmt.Errorf("report address %q has no domain", to)
+		}
+		plan, err := engine.PlanWithoutPolicies(ctx, domain)
+		if err != nil {
+			return err
+		}
+		res := quiet.Deliver(ctx, delivery.Request{
+			Plan:     plan,
+			Envelope: delivery.Envelope{From: from, Size: int64(len(msg))},
+			To:       []string{to},
+			Body:     byteBody(msg),
+		})
+		if r := res.Replies[0]; r.Code != 250 {
+			return r
+		}
+		return nil
+	}
+}
+
+// byteBody is a message held in memory, as delivery.Body.
+type byteBody []byte
+
+func (b byteBody) Reader() io.Reader { return bytes.NewReader(b) }
+func (b byteBody) Size() int64       { return int64(len(b)) }
+
+// tlsrptReceiver takes the reports other senders send about the inbound
+// domains: serve it on https_listen with rcv.Wrap(policyHandler) (path
+// tlsrpt.DefaultPath) and publish https://<inbound hostname>/tlsrpt in
+// inbound.tls_rpt.rua; report mails from the MTA go to rcv.ReceiveMail.
+func tlsrptReceiver(cfg *config.Config, sink tlsrpt.ReceivedSink) *tlsrpt.Receiver {
+	return &tlsrpt.Receiver{Sink: sink, Domains: cfg.Inbound.Domains, Path: tlsrpt.DefaultPath}
+}
+
+// printTLSRPT prints, as indented JSON, domain's report of the current
+// UTC day so far, as the running relay last flushed it (every few
+// seconds).
+func printTLSRPT(cfg *config.Config, domain string, out io.Writer) error {
+	return printTLSRPTDay(cfg, domain, time.Now(), out)
+}
+
+// printTLSRPTDay prints domain's report of the UTC day holding day.
+func printTLSRPTDay(cfg *config.Config, domain string, day time.Time, out io.Writer) error {
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	t := cfg.TLSRPT
+	r, err := tlsrptsend.New(tlsrptsend.Options{Store: st, OrganizationName: t.OrganizationName, ContactInfo: t.ContactInfo, Submitter: cfg.Hostname})
+	if err != nil {
+		return err
+	}
+	rep, err := r.Report(domain, day)
+	if err != nil {
+		return fmt.Errorf("tlsrpt: %w", err)
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%s\n", b)
+	return err
+}
+
+// countedPosts counts the reports posted over HTTPS
+// (caliop_tlsrpt_reports_total).
+type countedPosts struct {
+	m    *metrics.Metrics
+	next http.RoundTripper
+}
+
+func (c countedPosts) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err == nil && (resp.StatusCode < 200 || resp.StatusCode > 299) {
+		c.m.TLSRPTReport(metrics.TLSRPTHTTPS, fmt.Errorf("HTTP %s", resp.Status))
+	} else {
+		c.m.TLSRPTReport(metrics.TLSRPTHTTPS, err)
+	}
+	return resp, err
+}
+
+// receivedMetrics exports what other senders reported of the inbound
+// domains' TLS.
+type receivedMetrics struct{ m *metrics.Metrics }
+
+func (r receivedMetrics) Received(rep *tlsrpt.Report) {
+	for _, p := range rep.Policies {
+		failures := map[string]int64{}
+		for _, f := range p.FailureDetails {
+			failures[string(f.ResultType)] += f.FailedSessionCount
+		}
+		r.m.TLSRPTReceived(p.Policy.Domain, p.Summary.TotalSuccessful, failures)
+	}
+}

@@ -1,0 +1,190 @@
+// Package tlsrptsend keeps the TLS-RPT (RFC 8460) outcomes of Caliop's
+// outbound sessions per policy domain and UTC day in the embedded store,
+// and once a day sends each domain that asks for it (its _smtp._tls TXT
+// record) the report of the day before: by HTTPS POST or by mail through
+// Caliop's own outbound path. It sits above package tlsrpt, which knows
+// the standard but not the relay.
+//
+// Outcomes are counted in memory and written to the store every
+// FlushInterval and at the end of Run, so that a session costs no disk
+// write; a crash loses at most that interval. What was sent is kept per
+// domain and day, so that a restart does not send a report twice.
+package tlsrptsend
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
+)
+
+// Store buckets.
+const (
+	// countsBucket holds one value per UTC day ("2006-01-02"): the counts
+	// of every domain that day.
+	countsBucket = "tlsrpt"
+	// sentBucket holds the delivery state per day and domain
+	// ("2006-01-02/example.com").
+	sentBucket = "tlsrpt-sent"
+)
+
+// Defaults of Options.
+const (
+	DefaultFlushInterval = 5 * time.Second
+	DefaultMaxAttempts   = 5
+	DefaultRetryAfter    = 10 * time.Minute
+	DefaultKeepDays      = 7
+	DefaultSendTimeout   = time.Minute
+)
+
+// TXTResolver looks up the _smtp._tls record; *resolver.Resolver is one.
+type TXTResolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, resolver.Result, error)
+}
+
+// Store persists counts and delivery state; *store.Store is one.
+type Store interface {
+	Get(bucket, key string, v any) (bool, error)
+	Put(bucket, key string, v any) error
+	Delete(bucket, key string) error
+	ForEach(bucket string, fn func(key string, value []byte) error) error
+}
+
+// SendMail delivers one report message to one address through Caliop's
+// outbound path. It must not record TLS-RPT outcomes for that delivery
+// (RFC 8460 §5.3: the report's own session is not reported) and should
+// deliver despite the destination's policy failures ("TLS-Required: No",
+// RFC 8689 §5). A nil error means the MX answered 250.
+type SendMail func(ctx context.Context, from, to string, msg []byte) error
+
+// Options configure a Reporter. Store is required; DNS, HTTP and
+// SendMail are needed only to send (Run).
+type Options struct {
+	Store Store
+	DNS   TXTResolver
+	// HTTP posts reports to https: URIs; nil is a client with
+	// DefaultSendTimeout on the system resolver.
+	HTTP     *http.Client
+	SendMail SendMail
+
+	// OrganizationName and ContactInfo go into every report (RFC 8460
+	// §4.4); Submitter is the sending host's domain name, in the report
+	// file name and the TLS-Report-Submitter header (§5.1, §5.3).
+	OrganizationName string
+	ContactInfo      string
+	Submitter        string
+	// From is the sender address of mailed reports.
+	From string
+
+	Now func() time.Time // nil: time.Now
+	// CountOnly keeps the counts (for `caliop tlsrpt --print` and a later
+	// change of mind) but sends no report (tlsrpt.enabled: false).
+	CountOnly bool
+	// Delay is how long after 00:00 UTC the day's reports are sent,
+	// asked once per day; nil is a random time within the first hour,
+	// so that reporters do not all post at midnight.
+	Delay func() time.Duration
+	// FlushInterval: DefaultFlushInterval if zero.
+	FlushInterval time.Duration
+	// MaxAttempts per domain and day: DefaultMaxAttempts if zero.
+	MaxAttempts int
+	// RetryAfter is the wait after the first failed attempt, tripled after
+	// each further one: DefaultRetryAfter if zero.
+	RetryAfter time.Duration
+	// KeepDays is how many days of counts are kept (at least 3):
+	// DefaultKeepDays if zero.
+	KeepDays int
+	Log      *zap.Logger // nil: no logging
+}
+
+// Reporter counts outcomes (it is a tlsrpt.Recorder) and sends reports.
+type Reporter struct {
+	o   Options
+	log *zap.Logger
+
+	mu   sync.Mutex
+	days map[string]*dayState // counts not yet known to be in the store, and the current days
+
+	flushMu sync.Mutex // one flush at a time
+
+	sendMu   sync.Mutex
+	delays   map[string]time.Duration // per day, once drawn
+	finished map[string]bool          // days whose every domain is done
+	wake     map[string]time.Time     // per day, the earliest retry
+	cleaned  string                   // the last cleanup's limit
+}
+
+var _ tlsrpt.Recorder = (*Reporter)(nil)
+
+// ErrNoStore: Options.Store is nil.
+var ErrNoStore = errors.New("tlsrptsend: no store")
+
+// New returns a Reporter on o.Store.
+func New(o Options) (*Reporter, error) {
+	if o.Store == nil {
+		return nil, ErrNoStore
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Delay == nil {
+		o.Delay = func() time.Duration { return rand.N(time.Hour) }
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = DefaultRetryAfter
+	}
+	if o.KeepDays <= 0 {
+		o.KeepDays = DefaultKeepDays
+	}
+	// Retries run up to the day before yesterday.
+	o.KeepDays = max(o.KeepDays, 3)
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: DefaultSendTimeout}
+	}
+	log := o.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Reporter{o: o, log: log, days: map[string]*dayState{}, delays: map[string]time.Duration{}, finished: map[string]bool{}, wake: map[string]time.Time{}}, nil
+}
+
+// Run flushes counts every FlushInterval and sends the reports of past
+// days when due, until ctx ends; it flushes once more before returning.
+func (r *Reporter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if !r.o.CountOnly {
+		wg.Go(func() { r.sendLoop(ctx) })
+	}
+	t := time.NewTicker(r.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			if err := r.Flush(); err != nil {
+				r.log.Error("tlsrpt counts lost", zap.Error(err))
+			}
+			return
+		case <-t.C:
+			if err := r.Flush(); err != nil {
+				r.log.Warn("tlsrpt flush failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// dayKey is the UTC day of t as stored.
+func dayKey(t time.Time) string { return t.UTC().Format(time.DateOnly) }
