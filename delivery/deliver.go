@@ -238,7 +238,7 @@ func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX,
 		}
 	}
 	c, err := d.connect(ctx, mx.Host, addr, mx.Require)
-	d.report(plan, mx, c, err)
+	d.report(plan, mx, addr, c, err)
 	if err != nil {
 		f := connectFailure(mx.Host, addr, err)
 		return nil, key, false, &f

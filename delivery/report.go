@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -14,11 +15,14 @@ import (
 // of the failure. Under an MTA-STS policy in testing mode a session the
 // policy would have refused is delivered all the same and reported as a
 // failure (RFC 8461 §5.2). err is the connect error, c the connection.
-func (d *Deliverer) report(plan policy.Plan, mx policy.MX, c *client, err error) {
+func (d *Deliverer) report(plan policy.Plan, mx policy.MX, addr string, c *client, err error) {
 	if d.Report == nil {
 		return
 	}
-	o := tlsrpt.Outcome{Domain: plan.Domain, Policy: policyType(plan, mx), MX: mx.Host}
+	o := tlsrpt.Outcome{Domain: plan.Domain, Policy: policyType(plan, mx), MX: mx.Host, PolicyText: policyText(plan, mx), ReceivingIP: hostOf(addr)}
+	if c != nil {
+		o.SendingIP = hostOf(c.conn.LocalAddr().String())
+	}
 	var se *stepError
 	switch {
 	case errors.As(err, &se) && se.result != "":
@@ -58,4 +62,20 @@ func policyType(plan policy.Plan, mx policy.MX) tlsrpt.PolicyType {
 		return tlsrpt.PolicySTS
 	}
 	return tlsrpt.PolicyNone
+}
+
+// policyText is the RFC 8460 §4.4 policy-string of the session's policy:
+// the MTA-STS policy as fetched, or the TLSA records, one per line.
+func policyText(plan policy.Plan, mx policy.MX) string {
+	switch {
+	case mx.Require.DANE != nil:
+		recs := make([]string, len(mx.Require.DANE.Set.Records))
+		for i, r := range mx.Require.DANE.Set.Records {
+			recs[i] = r.String()
+		}
+		return strings.Join(recs, "\n")
+	case plan.STS != nil:
+		return plan.STS.Policy.Text
+	}
+	return ""
 }

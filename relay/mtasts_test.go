@@ -2,6 +2,7 @@ package relay
 
 import (
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caliop/relay/internal/mxtest"
@@ -153,5 +154,37 @@ func TestMTASTSRefetchAfterFailure(t *testing.T) {
 	}
 	if n := ps.requests.Load(); n != 2 {
 		t.Errorf("policy fetched %d times, want still 2 (rate limit)", n)
+	}
+}
+
+// outcomes records TLS-RPT outcomes as they come.
+type outcomes struct {
+	mu   sync.Mutex
+	list []tlsrpt.Outcome
+}
+
+func (o *outcomes) Record(x tlsrpt.Outcome) { o.mu.Lock(); o.list = append(o.list, x); o.mu.Unlock() }
+
+// TestMTASTSOutcomeDetails: a session under an MTA-STS policy is reported
+// with the policy string and the addresses of both ends (RFC 8460 §4.4).
+func TestMTASTSOutcomeDetails(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sts: true})
+	rec := &outcomes{}
+	w.deliver.Report = rec
+	w.mx("mx2.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx2.example.test")
+	w.stsPolicy("example.test", "1", enforceMX2)
+	if r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody); !strings.HasPrefix(r[0], "250") {
+		t.Fatalf("reply %q", r[0])
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.list) != 1 {
+		t.Fatalf("%d outcomes, want 1", len(rec.list))
+	}
+	o := rec.list[0]
+	if o.Policy != tlsrpt.PolicySTS || !o.Success || !strings.Contains(o.PolicyText, "mx: mx2.example.test") || o.ReceivingIP != "127.0.1.1" || o.SendingIP != "127.0.0.1" {
+		t.Errorf("outcome %+v", o)
 	}
 }
