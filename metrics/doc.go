@@ -12,9 +12,12 @@
 //
 //  1. a domain listed in Options.Domains (metrics.domains) is always its
 //     own value;
-//  2. so are the first Options.TopDomains other domains seen
-//     (metrics.top_domains, by default 50); a slot is never reassigned,
-//     so it lasts until a restart;
+//  2. so are the busiest Options.TopDomains other domains
+//     (metrics.top_domains, by default 50): free slots go to domains as
+//     they are seen; once all are taken, a domain seen at least 10 times
+//     and twice as often as the quietest slot holder (counted in a bounded
+//     table) takes its slot, and the series of the domain that lost it
+//     are dropped; a flood of domains seen once never moves a slot;
 //  3. a domain whose MX host ends in a suffix of Options.Providers
 //     (metrics.providers, e.g. ".google.com" → "google") is the
 //     provider's name, and takes no slot: slots stay for domains with an

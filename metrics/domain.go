@@ -22,23 +22,38 @@ type provider struct {
 	name   string
 }
 
-// labeler gives domains their label value: listed domains always their own,
-// then the first top domains seen their own (a slot, never reassigned),
-// then a provider's name when an MX host ends in its suffix, else Other.
-// Provider-hosted domains never take a slot: the slots are kept for
-// domains that run their own MX. At most len(listed)+top+len(providers)+1
-// values ever come out.
+// labeler gives domains their label value: listed domains always their
+// own; then the busiest top domains their own (a slot); then a provider's
+// name when an MX host ends in its suffix; else Other. Provider-hosted
+// domains never take a slot: the slots are kept for domains that run their
+// own MX. At most len(listed)+top+len(providers)+1 values are in use at
+// once.
+//
+// Busiest: observations are counted per domain in a bounded table
+// (candidates; when full, the least-seen domain without a slot leaves
+// it). Free slots go to domains as they come. Once all are taken, a domain
+// seen at least minPromote times and twice as often as the quietest slot
+// holder takes that slot; the caller drops the series of the domain that
+// lost it. A flood of domains seen once each never moves a slot.
 type labeler struct {
 	listed    map[string]bool
 	providers []provider // longest suffix first
 	top       int
 
-	mu    sync.Mutex
-	slots map[string]bool
+	mu     sync.Mutex
+	slots  map[string]bool
+	counts map[string]int64 // candidates, slot holders included
 }
 
+// minPromote is how often a domain must have been seen to take a slot
+// from another.
+const minPromote = 10
+
+// candidates bounds the count table.
+func (l *labeler) candidates() int { return max(10*l.top, 1000) }
+
 func newLabeler(o Options) *labeler {
-	l := &labeler{listed: map[string]bool{}, top: o.TopDomains, slots: map[string]bool{}}
+	l := &labeler{listed: map[string]bool{}, top: o.TopDomains, slots: map[string]bool{}, counts: map[string]int64{}}
 	for _, d := range o.Domains {
 		if d = normalise(d); d != "" {
 			l.listed[d] = true
@@ -63,34 +78,74 @@ func newLabeler(o Options) *labeler {
 }
 
 // label returns the label value for domain, whose MX hosts are mxs (nil
-// when unknown), and whether it was folded into a provider or Other.
-func (l *labeler) label(domain string, mxs []string) (string, bool) {
+// when unknown), whether it was folded into a provider or Other, and the
+// domain that lost its slot to it, if any ("" otherwise).
+func (l *labeler) label(domain string, mxs []string) (value string, folded bool, evicted string) {
 	if !utf8.ValidString(domain) { // before ToLower, which would mend it
-		return Other, true
+		return Other, true, ""
 	}
 	domain = normalise(domain)
 	if domain == "" || len(domain) > 253 {
-		return Other, true
+		return Other, true, ""
 	}
 	if l.listed[domain] {
-		return domain, false
+		return domain, false, ""
 	}
 	l.mu.Lock()
-	slotted := l.slots[domain]
-	l.mu.Unlock()
-	if slotted {
-		return domain, false
+	if l.slots[domain] {
+		l.counts[domain]++
+		l.mu.Unlock()
+		return domain, false, ""
 	}
+	l.mu.Unlock()
 	if p, ok := l.provider(mxs); ok {
-		return p, true
+		return p, true, ""
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.slots[domain] || len(l.slots) < l.top {
+	n := l.count(domain)
+	switch {
+	case l.slots[domain]:
+		return domain, false, ""
+	case len(l.slots) < l.top:
 		l.slots[domain] = true
-		return domain, false
+		return domain, false, ""
 	}
-	return Other, true
+	if quiet, qn := l.quietestSlot(); quiet != "" && n >= minPromote && n >= 2*qn {
+		delete(l.slots, quiet)
+		l.slots[domain] = true
+		return domain, false, quiet
+	}
+	return Other, true, ""
+}
+
+// count adds one observation of domain to the table and returns its
+// count. Called with mu held.
+func (l *labeler) count(domain string) int64 {
+	if _, ok := l.counts[domain]; !ok && len(l.counts) >= l.candidates() {
+		var least string
+		var ln int64
+		for d, c := range l.counts {
+			if !l.slots[d] && (least == "" || c < ln) {
+				least, ln = d, c
+			}
+		}
+		delete(l.counts, least)
+	}
+	l.counts[domain]++
+	return l.counts[domain]
+}
+
+// quietestSlot is the slot holder seen least. Called with mu held.
+func (l *labeler) quietestSlot() (string, int64) {
+	var q string
+	var qn int64
+	for d := range l.slots {
+		if c := l.counts[d]; q == "" || c < qn {
+			q, qn = d, c
+		}
+	}
+	return q, qn
 }
 
 // provider is the name of the first provider (longest suffix first) one
@@ -105,6 +160,16 @@ func (l *labeler) provider(mxs []string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// isProvider reports whether v is a provider's label.
+func (l *labeler) isProvider(v string) bool {
+	for _, p := range l.providers {
+		if p.name == v {
+			return true
+		}
+	}
+	return false
 }
 
 // values is how many label values l can give at most.

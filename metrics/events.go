@@ -281,11 +281,11 @@ func (m *Metrics) TLSRPTPublished(dst Destination, published bool) {
 	if m == nil {
 		return
 	}
-	v, folded := m.dest.label(dst.Domain, dst.MXs)
+	v := m.fold(m.dest, dst.Domain, dst.MXs)
 	g := m.tlsrptPartner.WithLabelValues(v)
 	if published {
 		g.Set(1)
-	} else if !folded {
+	} else if v != Other && !m.dest.isProvider(v) {
 		g.Set(0)
 	}
 }

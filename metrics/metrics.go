@@ -183,9 +183,21 @@ func (m *Metrics) Domain(domain string, mxs []string) string {
 }
 
 func (m *Metrics) fold(l *labeler, domain string, mxs []string) string {
-	v, folded := l.label(domain, mxs)
+	v, folded, evicted := l.label(domain, mxs)
 	if folded {
 		m.overflow.Inc()
+	}
+	if evicted != "" {
+		// A busier domain took the slot: the quiet one's series go,
+		// so that the number of series stays bounded.
+		gone := prometheus.Labels{"domain": evicted}
+		vecs := []interface{ DeletePartialMatch(prometheus.Labels) int }{m.inSessions}
+		if l == m.dest {
+			vecs = []interface{ DeletePartialMatch(prometheus.Labels) int }{m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext, m.tlsrptPartner}
+		}
+		for _, v := range vecs {
+			v.DeletePartialMatch(gone)
+		}
 	}
 	return v
 }

@@ -292,3 +292,33 @@ func TestTLSRPTReceived(t *testing.T) {
 		}
 	}
 }
+
+// TestBusiestTakeSlots: once the slots are taken, a domain seen often
+// enough takes the slot of the quietest one, whose series are dropped, so
+// the top domains are the busiest, not the first seen.
+func TestBusiestTakeSlots(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "", metrics.Options{TopDomains: 2})
+	send := func(d string, n int) {
+		for range n {
+			m.Delivered(metrics.Destination{Domain: d}, metrics.ProtectionTLS, 1)
+		}
+	}
+	send("first.example", 1)
+	send("second.example", 30)
+	send("busy.example", 20) // the first 9 go to other, then it takes first.example's slot
+	vals := metricstest.LabelValues(t, reg, delivered, "domain")
+	if !vals["busy.example"] || !vals["second.example"] || vals["first.example"] {
+		t.Errorf("domain labels %v, want busy.example and second.example (first.example dropped)", vals)
+	}
+	if got := metricstest.Value(t, reg, delivered, "domain", "busy.example", "protection", "tls"); got != 11 {
+		t.Errorf("busy.example counted %v after taking the slot, want 11", got)
+	}
+	if got := metricstest.Value(t, reg, delivered, "domain", "other", "protection", "tls"); got != 9 {
+		t.Errorf("other = %v, want 9 (busy.example before it took the slot)", got)
+	}
+	send("once.example", 1)
+	if vals := metricstest.LabelValues(t, reg, delivered, "domain"); vals["once.example"] {
+		t.Error("a domain seen once took a slot")
+	}
+}
