@@ -44,6 +44,8 @@ const usage = `usage:
   caliop wkd [--config FILE] ADDRESS    show ADDRESS's WKD lookup, key and encryption decision
   caliop tlsrpt --print [--config FILE] DOMAIN
                                         print today's pending TLS-RPT report for DOMAIN
+  caliop tlsrpt --receive [--config FILE]
+                                        take a TLS-RPT report mail on stdin (Postfix pipe)
   caliop version                        print the version
 
 Exit status 2 also means a usage or configuration error, reported on
@@ -67,14 +69,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if args[0] == "check" {
 			fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 		}
+		receive := false
 		if args[0] == "tlsrpt" {
-			fs.Bool("print", true, "print the pending report (the only action)")
+			fs.Bool("print", true, "print DOMAIN's pending report")
+			fs.BoolVar(&receive, "receive", false, "take a report mail on standard input (a Postfix pipe)")
 		}
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
 			return 2
 		}
-		noArg := args[0] == "serve" || args[0] == "records"
+		noArg := args[0] == "serve" || args[0] == "records" || receive
 		if noArg && len(pos) != 0 || !noArg && len(pos) != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -102,6 +106,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "wkd":
 			err = showWKD(cfg, pos[0], stdout)
 		case "tlsrpt":
+			if receive {
+				code, err := receiveTLSRPTMail(cfg, os.Stdin)
+				if err != nil {
+					fmt.Fprintln(stderr, "caliop:", err)
+				}
+				return code
+			}
 			err = printTLSRPT(cfg, pos[0], stdout)
 		default:
 			err = serve(cfg)
@@ -188,7 +199,7 @@ func serve(cfg *config.Config) error {
 	}
 	services = append(services, in...)
 	if cfg.Metrics.Listen != "" {
-		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg), nil, log))
+		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg, tlsrptReceiver(cfg, receivedMetrics{m})), nil, log))
 	}
 	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers), zap.String("version", version))
 	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -164,4 +165,37 @@ func (r receivedMetrics) Received(rep *tlsrpt.Report) {
 		}
 		r.m.TLSRPTReceived(p.Policy.Domain, p.Summary.TotalSuccessful, failures)
 	}
+}
+
+// receiveTLSRPTMail takes one report mail (as a Postfix pipe transport
+// hands it over on standard input), parses it (RFC 8460 §5.3) and posts
+// the report to the running relay's metrics listener, which exports it.
+// Exit status for the pipe: 0 done, 65 not a report (bounced), 75 relay
+// unreachable (Postfix retries).
+func receiveTLSRPTMail(cfg *config.Config, in io.Reader) (int, error) {
+	rep, err := tlsrpt.ParseMail(in)
+	if err != nil {
+		return 65, err
+	}
+	js, err := tlsrpt.Marshal(rep)
+	if err != nil {
+		return 65, err
+	}
+	if cfg.Metrics.Listen == "" {
+		return 75, errors.New("metrics.listen is empty: nowhere to hand the report to")
+	}
+	url := "http://" + cfg.Metrics.Listen + tlsrpt.DefaultPath
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post(url, tlsrpt.MediaTypeGzip, bytes.NewReader(tlsrpt.Gzip(js)))
+	if err != nil {
+		return 75, err
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode/100 == 2:
+		return 0, nil
+	case resp.StatusCode/100 == 4:
+		return 65, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return 75, fmt.Errorf("%s: %s", url, resp.Status)
 }

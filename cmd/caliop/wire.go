@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/caliop/relay/tlsrpt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -100,9 +101,13 @@ func httpService(key, addr string, h http.Handler, cfg *tls.Config, log *zap.Log
 	return service{key: key, addr: addr, serve: serve, shutdown: hs.Shutdown}
 }
 
-// metricsHandler serves /metrics and /healthz.
-func metricsHandler(reg *prometheus.Registry) http.Handler {
+// metricsHandler serves /metrics and /healthz, and takes TLS-RPT reports
+// posted by `caliop tlsrpt --receive` (rcv; nil: not).
+func metricsHandler(reg *prometheus.Registry, rcv *tlsrpt.Receiver) http.Handler {
 	mux := http.NewServeMux()
+	if rcv != nil {
+		mux.Handle(tlsrpt.DefaultPath, rcv)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
