@@ -128,3 +128,16 @@ func hasData(msg *dns.Msg) bool {
 	}
 	return false
 }
+
+// cached reports whether an answer for name and qtype is in the cache.
+func (r *Resolver) cached(name string, qtype uint16) bool {
+	if r.cache == nil {
+		return false
+	}
+	fqdn, err := canonical(name)
+	if err != nil {
+		return false
+	}
+	_, ok := r.cache.get(cacheKey{fqdn, qtype})
+	return ok
+}

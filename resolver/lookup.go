@@ -57,14 +57,20 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, Result
 // errors. Result.Authentic holds only if both answers were authentic.
 func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Result, error) {
 	var (
-		wg         sync.WaitGroup
 		v4, v6     []dns.RR
 		res4, res6 Result
 		err4, err6 error
 	)
-	wg.Go(func() { v4, res4, err4 = r.lookup(ctx, host, dns.TypeA) })
-	wg.Go(func() { v6, res6, err6 = r.lookup(ctx, host, dns.TypeAAAA) })
-	wg.Wait()
+	if r.cached(host, dns.TypeA) && r.cached(host, dns.TypeAAAA) {
+		// Both answers at hand: no need for two goroutines.
+		v4, res4, err4 = r.lookup(ctx, host, dns.TypeA)
+		v6, res6, err6 = r.lookup(ctx, host, dns.TypeAAAA)
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { v4, res4, err4 = r.lookup(ctx, host, dns.TypeA) })
+		wg.Go(func() { v6, res6, err6 = r.lookup(ctx, host, dns.TypeAAAA) })
+		wg.Wait()
+	}
 
 	res := Result{Authentic: res4.Authentic && res6.Authentic, Canonical: cmp.Or(res4.Canonical, res6.Canonical)}
 	switch {
