@@ -41,7 +41,7 @@ func (c *client) body(r io.Reader) (*smtp.SMTPError, error) {
 		return nil, err
 	}
 	c.sent++
-	return c.reply()
+	return c.endReply()
 }
 
 // bdat sends the body as one last chunk (RFC 3030 §2): no dot-stuffing, no
@@ -62,7 +62,7 @@ func (c *client) bdat(r io.Reader, size int64) (*smtp.SMTPError, error) {
 		return nil, err
 	}
 	c.sent++
-	return c.reply()
+	return c.endReply()
 }
 
 // dotStuffer doubles a '.' at the start of each line (RFC 5321 §4.5.2) and
@@ -106,4 +106,15 @@ func (d *dotStuffer) close() error {
 	}
 	_, err := d.w.WriteString("\r\n")
 	return err
+}
+
+// endReply reads the reply to the end of the message, which ends the
+// transaction whatever it says (RFC 5321 §4.1.1.4; RFC 3030 §2 for BDAT
+// LAST).
+func (c *client) endReply() (*smtp.SMTPError, error) {
+	reply, err := c.reply()
+	if err == nil {
+		c.dirty = false
+	}
+	return reply, err
 }

@@ -31,7 +31,12 @@ type client struct {
 	// nil when it is (or in plaintext).
 	verifyErr error
 	sent      int  // messages sent on this connection
-	owed      bool // reused: RSET goes ahead of the next MAIL
+	owed      bool // reused after an unfinished transaction: RSET goes ahead of the next MAIL
+	// probe: reused after a finished transaction, so no RSET is owed
+	// (RFC 5321 §4.1.1.4: the end of data clears the transaction); the
+	// first reply proves the connection still alive.
+	probe bool
+	dirty bool // MAIL was accepted and the transaction not yet ended
 }
 
 func newClient(conn net.Conn, host, addr string) *client {
@@ -123,6 +128,7 @@ func (c *client) send(tx transaction) (outcome, error) {
 	if out.mail, err = c.cmd("MAIL FROM:<%s>%s", tx.from, tx.params); err != nil || out.mail.Code != 250 {
 		return out, err
 	}
+	c.dirty = true
 	accepted := 0
 	for _, rcpt := range tx.to {
 		r, err := c.cmd("RCPT TO:<%s>", rcpt)
@@ -135,8 +141,7 @@ func (c *client) send(tx transaction) (outcome, error) {
 		}
 	}
 	if accepted == 0 {
-		_, err := c.cmd("RSET")
-		return out, err
+		return out, c.reset()
 	}
 	r, err := c.cmd("DATA")
 	if err != nil {
@@ -161,14 +166,14 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
 	}
 	w.WriteString("DATA\r\n")
-	if err := w.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return out, err
 	}
 	if err := c.resetReply(); err != nil {
 		return out, err
 	}
 	var err error
-	if out.mail, err = c.reply(); err != nil {
+	if out.mail, err = c.mailReply(); err != nil {
 		return out, err
 	}
 	accepted := 0
@@ -210,13 +215,13 @@ func (c *client) mail(from, params string) (*smtp.SMTPError, error) {
 	w := c.text.W
 	c.queueReset()
 	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", from, params)
-	if err := w.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return nil, err
 	}
 	if err := c.resetReply(); err != nil {
 		return nil, err
 	}
-	return c.reply()
+	return c.mailReply()
 }
 
 // mailRcpt sends MAIL FROM and a first RCPT TO, in one write with the
@@ -233,13 +238,13 @@ func (c *client) mailRcpt(from, params, to string) (mail, rcpt *smtp.SMTPError, 
 	w := c.text.W
 	c.queueReset()
 	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\n", from, params, to)
-	if err := w.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return nil, nil, err
 	}
 	if err := c.resetReply(); err != nil {
 		return nil, nil, err
 	}
-	if mail, err = c.reply(); err != nil {
+	if mail, err = c.mailReply(); err != nil {
 		return nil, nil, err
 	}
 	rcpt, err = c.reply()
@@ -259,11 +264,46 @@ var errStale = errors.New("idle connection went stale")
 // MAIL (RFC 2920 §3.1), saving a round trip per message; without, it is
 // sent now.
 func (c *client) owe() error {
-	if c.has("PIPELINING") {
+	switch {
+	case !c.has("PIPELINING"):
+		return c.reset()
+	case c.dirty:
 		c.owed = true
-		return nil
+	default:
+		c.probe = true
 	}
-	return c.reset()
+	return nil
+}
+
+// flush sends what is buffered; on a connection taken from the pool, a
+// failure means it went stale while idle (errStale).
+func (c *client) flush() error {
+	err := c.text.W.Flush()
+	if err != nil && c.probe {
+		c.probe = false
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	return err
+}
+
+// mailReply reads the reply to MAIL. On a connection reused without RSET,
+// no reply or a 421 (the server timed the idle session out) means it went
+// stale: nothing was accepted (errStale).
+func (c *client) mailReply() (*smtp.SMTPError, error) {
+	r, err := c.reply()
+	if c.probe {
+		c.probe = false
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errStale, err)
+		}
+		if r.Code == 421 {
+			return nil, fmt.Errorf("%w: %w", errStale, r)
+		}
+	}
+	if err == nil && r.Code == 250 {
+		c.dirty = true
+	}
+	return r, err
 }
 
 // queueReset writes the owed RSET into the buffer.
@@ -287,6 +327,7 @@ func (c *client) resetReply() error {
 	if err != nil {
 		return fmt.Errorf("%w: RSET: %w", errStale, err)
 	}
+	c.dirty = false
 	return nil
 }
 
@@ -295,6 +336,9 @@ func (c *client) reset() error {
 	r, err := c.cmd("RSET")
 	if err == nil && r.Code != 250 {
 		err = r
+	}
+	if err == nil {
+		c.dirty = false
 	}
 	return err
 }

@@ -143,9 +143,12 @@ func TestOverrideNoneAllowsCountedPlaintext(t *testing.T) {
 	}
 }
 
+// TestConnectionReuse: messages share one connection; after a finished
+// transaction the next MAIL needs no RSET (RFC 5321 §4.1.1.4), after an
+// unfinished one (every recipient refused) it gets one.
 func TestConnectionReuse(t *testing.T) {
 	w := newWorld(t, worldOpts{})
-	mx := w.mx("mx.example.test", mxtest.Behavior{})
+	mx := w.mx("mx.example.test", mxtest.Behavior{RcptReply: map[string]*smtp.SMTPError{"nobody@example.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}})
 	w.domain("example.test", "mx.example.test")
 	for i := 0; i < 3; i++ {
 		if r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody); !strings.HasPrefix(r[0], "250") {
@@ -155,8 +158,21 @@ func TestConnectionReuse(t *testing.T) {
 	if n := mx.Connections(); n != 1 {
 		t.Errorf("3 messages took %d connections, want 1", n)
 	}
-	if got := strings.Count(strings.Join(mx.Commands(), "\n"), "RSET"); got != 2 {
-		t.Errorf("RSET sent %d times, want 2 (before each reuse)", got)
+	rsets := func() int { return strings.Count(strings.Join(mx.Commands(), "\n"), "RSET") }
+	if got := rsets(); got != 0 {
+		t.Errorf("RSET sent %d times after finished transactions, want 0", got)
+	}
+	if r := lmtpTransact(t, w.lmtp, []string{"nobody@example.test"}, simpleBody); !strings.HasPrefix(r[0], "550") {
+		t.Fatalf("refused recipient: %q", r[0])
+	}
+	if r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, simpleBody); !strings.HasPrefix(r[0], "250") {
+		t.Fatalf("message after the refusal: %q", r[0])
+	}
+	if got := rsets(); got != 1 {
+		t.Errorf("RSET sent %d times, want 1 (after the transaction left open)", got)
+	}
+	if n, m := mx.Connections(), len(mx.Messages()); n != 1 || m != 4 {
+		t.Errorf("%d connections, %d messages; want 1 and 4", n, m)
 	}
 }
 
