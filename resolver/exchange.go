@@ -217,3 +217,10 @@ func (e serverErrors) Error() string {
 }
 
 func (e serverErrors) Unwrap() []error { return e }
+
+// Ping asks the configured servers for the root's NS records, past the
+// cache: an error means no server answers (readiness).
+func (r *Resolver) Ping(ctx context.Context) error {
+	_, _, err := r.ask(ctx, ".", dns.TypeNS)
+	return err
+}

@@ -123,3 +123,9 @@ func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) 
 		return bk.ForEach(func(k, v []byte) error { return fn(string(k), v) })
 	})
 }
+
+// Check opens the file and reads nothing: an error means the store is
+// unusable (readiness).
+func (s *Store) Check() error {
+	return s.with(false, func(*bolt.Tx) error { return nil })
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/relay"
+	"github.com/caliop/relay/store"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -46,6 +47,7 @@ const usage = `usage:
                                         print today's pending TLS-RPT report for DOMAIN
   caliop tlsrpt --receive [--config FILE]
                                         take a TLS-RPT report mail on stdin (Postfix pipe)
+  caliop healthcheck [--config FILE]    exit 0 when the running relay is ready (/readyz)
   caliop version                        print the version
 
 Exit status 2 also means a usage or configuration error, reported on
@@ -61,6 +63,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
+	case "healthcheck":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("config", "", "configuration file (YAML)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
+			return 2
+		}
+		cfg, err := config.Parse(nil)
+		if *path != "" {
+			cfg, err = config.Load(*path)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "caliop:", err)
+			return 2
+		}
+		return healthcheck(cfg, stdout)
 	case "serve", "mta-sts", "check", "records", "wkd", "tlsrpt":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -198,8 +216,13 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	services = append(services, in...)
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	ready := &readiness{store: st, dns: res}
 	if cfg.Metrics.Listen != "" {
-		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg, tlsrptReceiver(cfg, receivedMetrics{m})), nil, log))
+		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg, tlsrptReceiver(cfg, receivedMetrics{m}), ready), nil, log))
 	}
 	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers), zap.String("version", version))
 	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)

@@ -101,10 +101,12 @@ func httpService(key, addr string, h http.Handler, cfg *tls.Config, log *zap.Log
 	return service{key: key, addr: addr, serve: serve, shutdown: hs.Shutdown}
 }
 
-// metricsHandler serves /metrics and /healthz, and takes TLS-RPT reports
+// metricsHandler serves /metrics, /healthz (alive) and /readyz (store and
+// DNS usable), and takes TLS-RPT reports
 // posted by `caliop tlsrpt --receive` (rcv; nil: not).
-func metricsHandler(reg *prometheus.Registry, rcv *tlsrpt.Receiver) http.Handler {
+func metricsHandler(reg *prometheus.Registry, rcv *tlsrpt.Receiver, ready http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/readyz", ready)
 	if rcv != nil {
 		mux.Handle(tlsrpt.DefaultPath, rcv)
 	}
