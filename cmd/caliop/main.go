@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,12 @@ import (
 var version = "dev"
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The heap is small (tens of MiB) and churns with every message:
+		// collecting it three times less often buys about 7% of
+		// throughput for about 20 MiB (README, Benchmark). GOGC overrides.
+		debug.SetGCPercent(300)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
