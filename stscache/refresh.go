@@ -2,6 +2,7 @@ package stscache
 
 import (
 	"context"
+	"github.com/caliop/relay/internal/every"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,16 +11,7 @@ import (
 // Run refreshes cached policies until ctx ends, checking every interval:
 // see RefreshDue.
 func (c *Cache) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		c.RefreshDue(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	every.Run(ctx, interval, func(ctx context.Context) { c.RefreshDue(ctx) })
 }
 
 // RefreshDue makes one pass over the cache: expired policies are dropped,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/caliop/relay/internal/every"
 	"strings"
 	"time"
 
@@ -108,16 +109,7 @@ func (c *Cache) pin(e *entry, now time.Time) {
 // looked up again once three quarters of its lifetime have passed, so a
 // sender rarely waits for a lookup; expired entries are dropped.
 func (c *Cache) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		c.RefreshDue(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	every.Run(ctx, interval, func(ctx context.Context) { c.RefreshDue(ctx) })
 }
 
 // RefreshDue makes one pass; it returns how many keys it looked up.

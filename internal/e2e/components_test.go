@@ -51,21 +51,8 @@ func requireComponents(t *testing.T, names ...string) map[string]string {
 	return nil
 }
 
-// lookPath finds a command on PATH or in the sbin directories, which a
-// non-login root shell may lack on its PATH.
-func lookPath(name string) (string, error) {
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
-		c := filepath.Join(dir, name)
-		if st, e := os.Stat(c); e == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return c, nil
-		}
-	}
-	return "", err
-}
+// lookPath is LookPath (dnssec.go), for the tests of this package.
+func lookPath(name string) (string, error) { return LookPath(name) }
 
 // runCmd runs a command with a time bound and returns its combined output.
 func runCmd(timeout time.Duration, name string, args ...string) (string, error) {
