@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
+
+	"github.com/caliop/relay/internal/bdat"
 )
 
 // clientConn sits between a client's TCP connection and go-smtp. It runs
@@ -151,7 +152,7 @@ func (c *clientConn) command(line []byte) bool {
 	case "MAIL", "RCPT", "DATA", "BDAT":
 		size := int64(0)
 		if c.verb == "BDAT" {
-			size = chunkSize(text[min(5, len(text)):])
+			size = bdat.ChunkSize(text[min(5, len(text)):])
 		}
 		if c.needEHLO {
 			// RFC 3207 §4.2: the server forgets the earlier EHLO.
@@ -178,20 +179,6 @@ func verbOf(line string) string {
 		return ""
 	}
 	return strings.ToUpper(line[:4])
-}
-
-// chunkSize is the size of the chunk following a BDAT command with these
-// arguments, 0 when go-smtp reads none because it cannot parse them.
-func chunkSize(arg string) int64 {
-	args := strings.Fields(arg)
-	if len(args) == 0 || len(args) > 2 || (len(args) == 2 && !strings.EqualFold(args[1], "LAST")) {
-		return 0
-	}
-	size, err := strconv.ParseUint(args[0], 10, 32)
-	if err != nil {
-		return 0
-	}
-	return int64(size)
 }
 
 // startTLS answers STARTTLS and runs the handshake. A failed handshake

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caliop/relay/internal/bdat"
 )
 
 // handshakeTimeout bounds the server side of a STARTTLS handshake.
@@ -156,7 +157,7 @@ func (c *conn) command(line []byte) bool {
 	case "MAIL", "RCPT", "DATA", "BDAT":
 		size := int64(0)
 		if verb == "BDAT" {
-			size = chunkSize(fields[1:])
+			size = bdat.ChunkSize(strings.Join(fields[1:], " "))
 		}
 		// RFC 3207 §4.2: after TLS starts the server forgets the
 		// earlier EHLO, so a transaction needs a new one first.
@@ -172,20 +173,6 @@ func (c *conn) command(line []byte) bool {
 		}
 	}
 	return true
-}
-
-// chunkSize returns the size of the chunk that follows a BDAT command with
-// these arguments, or 0 when go-smtp reads no chunk because it cannot
-// parse them (see go-smtp's handleBdat).
-func chunkSize(args []string) int64 {
-	if len(args) == 0 || len(args) > 2 || (len(args) == 2 && !strings.EqualFold(args[1], "LAST")) {
-		return 0
-	}
-	size, err := strconv.ParseUint(args[0], 10, 32)
-	if err != nil {
-		return 0
-	}
-	return int64(size)
 }
 
 // startTLS answers STARTTLS and runs the server handshake. A failed
