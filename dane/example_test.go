@@ -14,9 +14,10 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/resolver"
-	"github.com/miekg/dns"
 )
 
 // signedZone stands in for *resolver.Resolver: it answers TLSA queries

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/caliop/relay/resolver"
 	"github.com/miekg/dns"
+
+	"github.com/caliop/relay/resolver"
 )
 
 // Resolver is the DNS lookup dane needs. *resolver.Resolver implements

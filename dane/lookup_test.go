@@ -10,9 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/resolver"
-	"github.com/miekg/dns"
 )
 
 // answer is what fakeResolver returns for one name.

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/dane"
 	"github.com/miekg/dns"
+
+	"github.com/caliop/relay/dane"
 )
 
 func TestFromRR(t *testing.T) {

@@ -1,8 +1,9 @@
 package relay
 
 import (
-	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"strings"
+
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/net/idna"

@@ -3,9 +3,10 @@ package relay
 import (
 	"context"
 	"errors"
-	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"io"
 	"sync"
+
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"

@@ -2,8 +2,9 @@ package stscache
 
 import (
 	"context"
-	"github.com/caliop/relay/internal/every"
 	"time"
+
+	"github.com/caliop/relay/internal/every"
 
 	"go.uber.org/zap"
 )

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/caliop/relay/internal/every"
 	"strings"
 	"time"
+
+	"github.com/caliop/relay/internal/every"
 
 	"go.uber.org/zap"
 
