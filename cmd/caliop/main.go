@@ -70,23 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "caliop", version)
 		return 0
-	case "healthcheck":
-		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		path := fs.String("config", "", "configuration file (YAML)")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
-			return 2
-		}
-		cfg, err := config.Parse(nil)
-		if *path != "" {
-			cfg, err = config.Load(*path)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "caliop:", err)
-			return 2
-		}
-		return healthcheck(cfg, stdout)
-	case "serve", "mta-sts", "check", "records", "wkd", "tlsrpt":
+	case "serve", "mta-sts", "check", "records", "wkd", "tlsrpt", "healthcheck":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		path := fs.String("config", "", "configuration file (YAML)")
@@ -103,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return 2
 		}
-		noArg := args[0] == "serve" || args[0] == "records" || receive
+		noArg := args[0] == "serve" || args[0] == "records" || args[0] == "healthcheck" || receive
 		if noArg && len(pos) != 0 || !noArg && len(pos) != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -118,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		switch args[0] {
+		case "healthcheck":
+			return healthcheck(cfg, stdout)
 		case "check":
 			exit, err := runCheck(cfg, pos[0], jsonOut, stdout)
 			if err != nil {
