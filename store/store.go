@@ -1,131 +1,59 @@
-// Package store keeps Caliop's small persistent state (cached MTA-STS
-// policies today; pins and report data later) in one embedded bbolt file
-// under data_dir, as JSON values in named buckets.
+// Package store keeps Caliop's small persistent state: cached MTA-STS
+// policies, WKD keys and pins, TLS-RPT counts and delivery state, and in
+// cluster mode the ACME certificates. Values are JSON in named buckets.
 //
-// The file is opened for each transaction and closed after it, so that
-// the lock bbolt takes is held only for milliseconds: `caliop mta-sts` can
-// read and update the same file while the relay runs. Callers keep what
-// they read often in memory; the store is for what must survive a restart.
+// Two stores serve the same interface: Bolt, one embedded bbolt file
+// under data_dir (the default), and Redis, shared by every replica of a
+// cluster (cluster.redis). Callers keep what they read often in memory;
+// the store is for what must survive a restart or be seen by the other
+// replicas.
 package store
 
 import (
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// FileName is the store's file inside data_dir.
-const FileName = "caliop.db"
-
-// lockTimeout bounds the wait for another process's transaction.
-const lockTimeout = 5 * time.Second
-
-// Store is one bbolt file. It is safe for concurrent use, also by several
-// processes.
-type Store struct {
-	path string
+// Store is the state shared across restarts (Bolt) or replicas (Redis).
+// Every method is safe for concurrent use, also by several processes.
+// An error means the store could not be read or written: callers must
+// not take it for "absent".
+type Store interface {
+	// Get decodes the value under key into v and reports whether it
+	// existed.
+	Get(bucket, key string, v any) (bool, error)
+	// Put stores v as JSON under key.
+	Put(bucket, key string, v any) error
+	// Delete removes key; a missing key is not an error.
+	Delete(bucket, key string) error
+	// ForEach calls fn with every key and raw JSON value of bucket, in
+	// key order. The value is only valid during the call.
+	ForEach(bucket string, fn func(key string, value []byte) error) error
+	// Update replaces the raw value under key by fn's result, atomically:
+	// no other write of that key, by this process or another, comes
+	// between fn's read and its write. old is nil when the key is absent;
+	// a nil result deletes the key; an error from fn aborts the update
+	// and is returned. fn may run more than once.
+	Update(bucket, key string, fn func(old []byte) ([]byte, error)) error
+	// Lock takes the lock called name for at most ttl, unless another
+	// holder (in this process or another) has it: then ErrLocked. The
+	// returned function releases it early; it does nothing once the ttl
+	// has passed and somebody else took the lock.
+	Lock(name string, ttl time.Duration) (unlock func(), err error)
+	// Check reports whether the store is usable now (readiness).
+	Check() error
+	// Close releases the store's resources.
+	Close() error
 }
 
-// Open checks that the store in dir can be opened (creating dir and the
-// file if needed) and returns it.
-func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	s := &Store{path: filepath.Join(dir, FileName)}
-	if err := s.with(false, func(*bolt.Tx) error { return nil }); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
+// ErrLocked: another holder has the lock.
+var ErrLocked = errors.New("store: locked by another holder")
 
-// Path is the file's path.
-func (s *Store) Path() string { return s.path }
-
-// with runs fn in a transaction on a freshly opened file.
-func (s *Store) with(write bool, fn func(*bolt.Tx) error) error {
-	db, err := bolt.Open(s.path, 0o640, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return fmt.Errorf("store: %s: locked by another process for more than %v", s.path, lockTimeout)
-	}
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", s.path, err)
-	}
-	defer db.Close()
-	if write {
-		err = db.Update(fn)
-	} else {
-		err = db.View(fn)
-	}
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", s.path, err)
-	}
-	return nil
-}
-
-// Put stores v as JSON under key in bucket.
-func (s *Store) Put(bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("store: %s/%s: %w", bucket, key, err)
-	}
-	return s.with(true, func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(key), b)
-	})
-}
-
-// Delete removes key from bucket; a missing key is not an error.
-func (s *Store) Delete(bucket, key string) error {
-	return s.with(true, func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return nil
-		}
-		return bk.Delete([]byte(key))
-	})
-}
-
-// Get decodes the value under key into v and reports whether it existed.
-func (s *Store) Get(bucket, key string, v any) (bool, error) {
-	found := false
-	err := s.with(false, func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return nil
-		}
-		b := bk.Get([]byte(key))
-		if b == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(b, v)
-	})
-	return found, err
-}
-
-// ForEach calls fn with every key and raw JSON value of bucket, in key
-// order. The value is only valid during the call.
-func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) error {
-	return s.with(false, func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(bucket))
-		if bk == nil {
-			return nil
-		}
-		return bk.ForEach(func(k, v []byte) error { return fn(string(k), v) })
-	})
-}
-
-// Check opens the file and reads nothing: an error means the store is
-// unusable (readiness).
-func (s *Store) Check() error {
-	return s.with(false, func(*bolt.Tx) error { return nil })
+// newToken is a random lock owner's name.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

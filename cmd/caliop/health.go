@@ -16,7 +16,7 @@ import (
 // readiness answers /readyz: the store opens and a DNS server answers.
 // The verdict is kept a few seconds, so frequent probes cost nothing.
 type readiness struct {
-	store *store.Store
+	store store.Store
 	dns   *resolver.Resolver
 
 	mu   sync.Mutex

@@ -88,12 +88,12 @@ func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	// A directory where the file should be.
-	s := &Store{path: dir}
+	s := &Bolt{path: dir}
 	err := s.Put("b", "k", 1)
 	if err == nil || !strings.Contains(err.Error(), "store: "+dir) {
 		t.Errorf("Put on a directory: %v", err)
 	}
-	if err := (&Store{path: dir}).Put("b", "k", func() {}); err == nil || !strings.Contains(err.Error(), "store: b/k") {
+	if err := (&Bolt{path: dir}).Put("b", "k", func() {}); err == nil || !strings.Contains(err.Error(), "store: b/k") {
 		t.Errorf("Put of an unencodable value: %v", err)
 	}
 }
