@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -52,14 +52,10 @@ const maxReason = 200
 // sep joins key parts; it occurs in no host name, address or policy line.
 const sep = "\x1f"
 
-// dayState is a day's counts in memory.
-type dayState struct {
-	data *storedDay
-	// merged: data includes what the store held when the day was first
-	// touched by this process.
-	merged bool
-	dirty  bool // counts not yet written
-}
+// pending is what this process counted since its last flush, per day:
+// deltas, added to the stored day by Store.Update, so that several
+// replicas sharing one store add up instead of overwriting each other.
+type pending map[string]*storedDay
 
 // Record counts o under the current UTC day. Outcomes without a domain
 // are ignored.
@@ -71,13 +67,12 @@ func (r *Reporter) Record(o tlsrpt.Outcome) {
 	day := dayKey(r.o.Now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ds := r.days[day]
-	if ds == nil {
-		ds = &dayState{data: &storedDay{}}
-		r.days[day] = ds
+	d := r.pending[day]
+	if d == nil {
+		d = &storedDay{}
+		r.pending[day] = d
 	}
-	ds.dirty = true
-	ds.data.add(domain, o)
+	d.add(domain, o)
 }
 
 // add counts o for domain.
@@ -163,69 +158,42 @@ func (d *storedDay) merge(src *storedDay) {
 	}
 }
 
-// Flush writes the counts not yet written to the store, one value per
-// day. On error the counts stay in memory for the next flush.
+// Flush adds the counts not yet written to the store, one atomic update
+// per day. On error a day's counts go back to memory for the next flush.
 func (r *Reporter) Flush() error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	r.mu.Lock()
-	var dirty []string
-	for day, ds := range r.days {
-		if ds.dirty {
-			dirty = append(dirty, day)
-		}
-	}
+	todo := r.pending
+	r.pending = pending{}
 	r.mu.Unlock()
-	slices.Sort(dirty)
 	var errs []error
-	for _, day := range dirty {
-		if err := r.flushDay(day); err != nil {
+	for _, day := range slices.Sorted(maps.Keys(todo)) {
+		if err := r.flushDay(day, todo[day]); err != nil {
+			r.mu.Lock()
+			if d := r.pending[day]; d != nil {
+				todo[day].merge(d)
+			}
+			r.pending[day] = todo[day]
+			r.mu.Unlock()
 			errs = append(errs, fmt.Errorf("tlsrpt counts of %s: %w", day, err))
 		}
 	}
-	// Only today and yesterday take outcomes: older days, written, need
-	// no memory.
-	keep := dayKey(r.o.Now().Add(-24 * time.Hour))
-	r.mu.Lock()
-	for day, ds := range r.days {
-		if !ds.dirty && day < keep {
-			delete(r.days, day)
-		}
-	}
-	r.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-// flushDay writes one day; the first time, after adding what the store
-// held (counts of an earlier run).
-func (r *Reporter) flushDay(day string) error {
-	r.mu.Lock()
-	ds := r.days[day]
-	merged := ds.merged
-	r.mu.Unlock()
-	if !merged {
+// flushDay adds delta to the day's stored counts.
+func (r *Reporter) flushDay(day string, delta *storedDay) error {
+	return r.o.Store.Update(countsBucket, day, func(old []byte) ([]byte, error) {
 		var stored storedDay
-		if _, err := r.o.Store.Get(countsBucket, day, &stored); err != nil {
-			return err
+		if old != nil {
+			if err := json.Unmarshal(old, &stored); err != nil {
+				return nil, fmt.Errorf("stored counts: %w", err)
+			}
 		}
-		r.mu.Lock()
-		stored.merge(ds.data)
-		ds.data, ds.merged = &stored, true
-		r.mu.Unlock()
-	}
-	r.mu.Lock()
-	b, err := json.Marshal(ds.data)
-	ds.dirty = false
-	r.mu.Unlock()
-	if err == nil {
-		err = r.o.Store.Put(countsBucket, day, json.RawMessage(b))
-	}
-	if err != nil {
-		r.mu.Lock()
-		ds.dirty = true
-		r.mu.Unlock()
-	}
-	return err
+		stored.merge(delta)
+		return json.Marshal(&stored)
+	})
 }
 
 // load returns the stored counts of day, after a flush.

@@ -5,10 +5,12 @@
 // Caliop's own outbound path. It sits above package tlsrpt, which knows
 // the standard but not the relay.
 //
-// Outcomes are counted in memory and written to the store every
-// FlushInterval and at the end of Run, so that a session costs no disk
-// write; a crash loses at most that interval. What was sent is kept per
-// domain and day, so that a restart does not send a report twice.
+// Outcomes are counted in memory and added to the store every
+// FlushInterval and at the end of Run, so that a session costs no store
+// write; a crash loses at most that interval. Additions are atomic, so
+// replicas sharing a store (cluster mode) add up. What was sent is kept
+// per domain and day, and a store lock lets one replica send a day's
+// reports: neither a restart nor a second replica sends a report twice.
 package tlsrptsend
 
 import (
@@ -55,6 +57,10 @@ type Store interface {
 	Put(bucket, key string, v any) error
 	Delete(bucket, key string) error
 	ForEach(bucket string, fn func(key string, value []byte) error) error
+	// Update adds counts atomically, also when replicas share the store.
+	Update(bucket, key string, fn func(old []byte) ([]byte, error)) error
+	// Lock makes one replica of several send a day's reports.
+	Lock(name string, ttl time.Duration) (unlock func(), err error)
 }
 
 // SendMail delivers one report message to one address through Caliop's
@@ -88,8 +94,9 @@ type Options struct {
 	// change of mind) but sends no report (tlsrpt.enabled: false).
 	CountOnly bool
 	// Delay is how long after 00:00 UTC the day's reports are sent,
-	// asked once per day; nil is a random time within the first hour,
-	// so that reporters do not all post at midnight.
+	// asked once per day; nil is a random time between the first minute
+	// and the first hour, so that reporters do not all post at midnight
+	// and every replica has flushed the day's last counts.
 	Delay func() time.Duration
 	// FlushInterval: DefaultFlushInterval if zero.
 	FlushInterval time.Duration
@@ -109,8 +116,8 @@ type Reporter struct {
 	o   Options
 	log *zap.Logger
 
-	mu   sync.Mutex
-	days map[string]*dayState // counts not yet known to be in the store, and the current days
+	mu      sync.Mutex
+	pending pending // counts not yet in the store
 
 	flushMu sync.Mutex // one flush at a time
 
@@ -135,7 +142,7 @@ func New(o Options) (*Reporter, error) {
 		o.Now = time.Now
 	}
 	if o.Delay == nil {
-		o.Delay = func() time.Duration { return rand.N(time.Hour) }
+		o.Delay = func() time.Duration { return time.Minute + rand.N(59*time.Minute) }
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
@@ -158,7 +165,7 @@ func New(o Options) (*Reporter, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Reporter{o: o, log: log, days: map[string]*dayState{}, delays: map[string]time.Duration{}, finished: map[string]bool{}, wake: map[string]time.Time{}}, nil
+	return &Reporter{o: o, log: log, pending: pending{}, delays: map[string]time.Duration{}, finished: map[string]bool{}, wake: map[string]time.Time{}}, nil
 }
 
 // Run flushes counts every FlushInterval and sends the reports of past

@@ -14,7 +14,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
+)
+
+// The lock held while a day's reports are sent: long enough for every
+// domain's attempt (parallel at a time, each bounded by SendTimeout), short
+// enough that a crashed holder delays the day's reports by minutes.
+const (
+	sendLockPrefix = "tlsrpt-send/"
+	sendLockTTL    = 30 * time.Minute
 )
 
 // checkInterval is how often the send loop looks for due reports.
@@ -83,6 +92,18 @@ func (r *Reporter) delay(day string) time.Duration {
 // sendDay attempts every domain of day whose report is neither done nor
 // waiting for a retry.
 func (r *Reporter) sendDay(ctx context.Context, day string, start time.Time) {
+	// Replicas sharing the store take turns: the one holding the lock
+	// sends, the others find the day done when they get it.
+	unlock, err := r.o.Store.Lock(sendLockPrefix+day, sendLockTTL)
+	if errors.Is(err, store.ErrLocked) {
+		r.log.Debug("tlsrpt reports of the day being sent by another replica", zap.String("day", day))
+		return
+	}
+	if err != nil {
+		r.log.Warn("tlsrpt send lock unavailable", zap.String("day", day), zap.Error(err))
+		return
+	}
+	defer unlock()
 	counts, err := r.load(day)
 	if err != nil {
 		r.log.Warn("tlsrpt counts unreadable", zap.String("day", day), zap.Error(err))
