@@ -1,5 +1,5 @@
 // Package tlsrptsend keeps the TLS-RPT (RFC 8460) outcomes of Caliop's
-// outbound sessions per policy domain and UTC day in the embedded store,
+// outbound sessions per policy domain and UTC day in the store,
 // and once a day sends each domain that asks for it (its _smtp._tls TXT
 // record) the report of the day before: by HTTPS POST or by mail through
 // Caliop's own outbound path. It sits above package tlsrpt, which knows
