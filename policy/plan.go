@@ -34,6 +34,10 @@ var (
 	// ErrSTSRequired: local configuration requires an enforced MTA-STS
 	// policy and none applies; temporary, 451 4.7.5.
 	ErrSTSRequired = errors.New("MTA-STS policy required by local configuration, none in force")
+	// ErrSTSUnavailable: the shared policy store (cluster mode) could not
+	// be read and nothing is known in memory, so a cached policy may apply
+	// (RFC 8461 §10.2: no downgrade); temporary, 451 4.3.0.
+	ErrSTSUnavailable = errors.New("MTA-STS policy store unavailable")
 )
 
 // Source names the rule a Plan came from.

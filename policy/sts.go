@@ -25,6 +25,9 @@ type STSCache interface {
 // precedence (DESIGN.md). p.MXs already carry their requirements.
 func (e *Engine) applySTS(ctx context.Context, p Plan) (Plan, error) {
 	res := e.STS.Lookup(ctx, p.Domain)
+	if res.StoreErr != nil {
+		return p, fmt.Errorf("%w: %s: %w", ErrSTSUnavailable, p.Domain, res.StoreErr)
+	}
 	admitted, excluded := admit(res.Policy, p.MXs)
 	if enforced(res) && len(admitted) == 0 {
 		// The domain may have moved its MX and updated the policy

@@ -63,6 +63,7 @@ func TestPlanMTASTS(t *testing.T) {
 			"required-test.example": mx("mx.required-test.example"),
 			"cached.example":        mx("mx.cached.example"),
 			"withdrawn.example":     mx("mx.withdrawn.example"),
+			"storedown.example":     mx("mx.storedown.example"),
 		},
 		ip: map[string][]netip.Addr{},
 	}
@@ -81,6 +82,7 @@ func TestPlanMTASTS(t *testing.T) {
 			"required-test.example": stsResult(mtasts.ModeTesting, stscache.SourceFetched, "mx.required-test.example"),
 			"cached.example":        stsResult(mtasts.ModeEnforce, stscache.SourceCached, "mx.cached.example"),
 			"withdrawn.example":     {Policy: &mtasts.Policy{Mode: mtasts.ModeNone}, Source: stscache.SourceFetched},
+			"storedown.example":     {RecordErr: mtasts.ErrNoRecord, StoreErr: stscache.ErrStoreUnavailable},
 		},
 		after: map[string]stscache.Result{
 			"moved.example": stsResult(mtasts.ModeEnforce, stscache.SourceFetched, "new.moved.example"),
@@ -127,6 +129,7 @@ func TestPlanMTASTS(t *testing.T) {
 		{"cached policy while discovery fails is still enforced", "cached.example",
 			Plan{Domain: "cached.example", Source: SourceMTASTS, MXs: []MX{{Host: "mx.cached.example", Pref: 10, Require: verify12}},
 				STS: &STS{Policy: policyOf("cached.example"), ID: "20260301", Cached: true}}, nil},
+		{"shared store unreadable: temporary, never the default", "storedown.example", Plan{}, ErrSTSUnavailable},
 		{"mode none: as without a policy", "withdrawn.example",
 			Plan{Domain: "withdrawn.example", Source: SourceDefault, MXs: []MX{{Host: "mx.withdrawn.example", Pref: 10, Require: encrypt12}}}, nil},
 	}

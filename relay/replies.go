@@ -26,6 +26,9 @@ func planReply(domain string, err error) *smtp.SMTPError {
 		errors.Is(err, policy.ErrDANELookup), errors.Is(err, policy.ErrDANERequired):
 		// DESIGN.md invariant 3: a policy failure is temporary.
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: err.Error()}
+	case errors.Is(err, policy.ErrSTSUnavailable):
+		// Cluster mode with the store down: wait, never downgrade.
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
 	case errors.Is(err, policy.ErrDNS):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 3}, Message: "DNS lookup failed for " + domain + ": " + err.Error()}
 	}
@@ -41,7 +44,7 @@ func planFailure(err error) string {
 		return string(tlsrpt.DNSSECInvalid)
 	case errors.Is(err, policy.ErrDANERequired):
 		return string(tlsrpt.DANERequired)
-	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired):
+	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired), errors.Is(err, policy.ErrSTSUnavailable):
 		return metrics.FailurePolicy
 	case errors.Is(err, policy.ErrDNS), errors.Is(err, policy.ErrNullMX),
 		errors.Is(err, policy.ErrNoDomain), errors.Is(err, policy.ErrNoMailHost):

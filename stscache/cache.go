@@ -43,8 +43,9 @@ type Fetcher interface {
 	Fetch(ctx context.Context, domain string) (*mtasts.Policy, error)
 }
 
-// Store persists policies; *store.Store is one.
+// Store persists policies; store.Store is one.
 type Store interface {
+	Get(bucket, key string, v any) (bool, error)
 	Put(bucket, key string, v any) error
 	Delete(bucket, key string) error
 	ForEach(bucket string, fn func(key string, value []byte) error) error
@@ -59,6 +60,11 @@ type Config struct {
 	Report tlsrpt.Recorder
 	Log    *zap.Logger      // nil: no logging
 	Now    func() time.Time // nil: time.Now
+	// Shared says that other replicas write to Store (cluster mode): a
+	// domain missing from memory is looked for in the store, and a store
+	// that cannot be read makes Lookup answer StoreErr instead of "no
+	// policy". Without it memory, loaded at Open, is the whole cache.
+	Shared bool
 	// RetryAfter: DefaultRetryAfter if zero.
 	RetryAfter time.Duration
 	// Metrics counts fetches by result and, through
@@ -94,6 +100,10 @@ type Result struct {
 	// lookup; Failure its RFC 8460 result type.
 	FetchErr error
 	Failure  tlsrpt.ResultType
+	// StoreErr (wrapping ErrStoreUnavailable) says that no policy is
+	// known because the shared store could not be read: one may be
+	// cached there, so the mail must wait.
+	StoreErr error
 }
 
 // entry is one cached policy, as stored.
@@ -125,6 +135,7 @@ type Cache struct {
 	failed    map[string]failure   // last failed fetch per domain
 	refetched map[string]time.Time // last re-fetch after a failure
 	inflight  map[string]chan struct{}
+	absent    map[string]time.Time // shared mode: when the store last held nothing
 }
 
 // Open loads the cached policies from cfg.Store and returns the cache.
@@ -149,6 +160,7 @@ func Open(cfg Config) (*Cache, error) {
 		failed:    make(map[string]failure),
 		refetched: make(map[string]time.Time),
 		inflight:  make(map[string]chan struct{}),
+		absent:    make(map[string]time.Time),
 	}
 	now := cfg.Now()
 	var stale []string
@@ -192,28 +204,38 @@ func (c *Cache) byMode() map[string]int {
 
 // Lookup returns the policy that applies to domain now (RFC 8461 §5.1).
 // It never fails: a discovery or fetch problem yields the cached policy if
-// one has not expired, else no policy, and is described in the Result.
+// one has not expired, else no policy, and is described in the Result;
+// in shared mode, an unreadable store with nothing in memory yields
+// StoreErr.
 func (c *Cache) Lookup(ctx context.Context, domain string) Result {
 	domain = normalise(domain)
 	res := Result{Domain: domain}
+	serr := c.load(domain, "")
 	rec, err := c.discover(ctx, domain)
 	if err != nil {
 		res.RecordErr = err
-		return c.fromCache(res)
+		return withStoreErr(c.fromCache(res), serr)
 	}
 	res.Record = "v=STSv1; id=" + rec.ID
+	if e := c.cached(domain); e == nil || e.ID != rec.ID {
+		// Another replica may have fetched this id already.
+		if err := c.load(domain, rec.ID); err != nil {
+			serr = err
+		}
+	}
 	if e := c.cached(domain); e != nil && e.ID == rec.ID {
 		return c.fromCache(res)
 	}
 	// A new id, or nothing cached: fetch, unless this id failed lately.
 	if f, ok := c.recentFailure(domain, rec.ID); ok {
 		res.FetchErr, res.Failure = f.err, f.kind
-		return c.fromCache(res)
+		return withStoreErr(c.fromCache(res), serr)
 	}
 	if err := c.fetch(ctx, domain, rec.ID); err != nil {
 		res.FetchErr, res.Failure = err, failureKind(err)
-		return c.fromCache(res)
+		return withStoreErr(c.fromCache(res), serr)
 	}
+	// Fetched now: what the domain publishes, whatever the store holds.
 	res = c.fromCache(res)
 	if res.Policy != nil {
 		res.Source = SourceFetched
