@@ -48,8 +48,9 @@ type Looker interface {
 	Lookup(ctx context.Context, address string) (wkd.Lookup, error)
 }
 
-// Store persists entries; *store.Store is one.
+// Store persists entries; store.Store is one.
 type Store interface {
+	Get(bucket, key string, v any) (bool, error)
 	Put(bucket, key string, v any) error
 	Delete(bucket, key string) error
 	ForEach(bucket string, fn func(key string, value []byte) error) error
@@ -68,6 +69,11 @@ type Config struct {
 	// used until the operator removes the pin. Either way it is logged
 	// and counted.
 	AcceptKeyChange bool
+	// Shared says that other replicas write to Store (cluster mode): an
+	// address missing from memory is looked for in the store, and its pin
+	// is read again before a lookup's key is taken. A store that cannot
+	// be read makes the address unknown.
+	Shared bool
 	// Metrics counts lookups by result, their latency and key changes;
 	// nil: none.
 	Metrics *metrics.Metrics
@@ -178,7 +184,19 @@ func (c *Cache) Get(ctx context.Context, address string) Result {
 	if r, ok := c.Cached(address); ok {
 		return r
 	}
-	return c.refresh(ctx, normalise(address))
+	address = normalise(address)
+	if c.cfg.Shared {
+		ok, err := c.load(address)
+		if err != nil {
+			// Not kept: the next message asks the store again.
+			return Result{Address: address, State: StateUnknown, Err: err}
+		}
+		if ok {
+			r, _ := c.Cached(address)
+			return r
+		}
+	}
+	return c.refresh(ctx, address)
 }
 
 func (e *entry) result(cached bool) Result {

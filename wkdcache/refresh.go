@@ -18,6 +18,9 @@ import (
 // refresh looks address up now and keeps the outcome.
 func (c *Cache) refresh(ctx context.Context, address string) Result {
 	now := c.cfg.Now()
+	if err := c.loadPin(address); err != nil {
+		return Result{Address: address, State: StateUnknown, Err: err}
+	}
 	l, err := c.cfg.WKD.Lookup(ctx, address)
 	e := &entry{Address: address, Fetched: now}
 	switch {
