@@ -41,8 +41,11 @@ type ACMEConfig struct {
 	DefaultHost string
 	// CacheDir holds the account key and the certificates with their keys
 	// (data_dir/acme), created with mode 0700. Required: without it every
-	// start would issue again and soon hit the CA's rate limits.
+	// start would issue again and soon hit the CA's rate limits. Not
+	// used when Cache is set.
 	CacheDir string
+	// Cache replaces the directory (cluster mode: a SharedCache).
+	Cache autocert.Cache
 	// HTTPClient talks to the CA (private CA roots in tests); nil:
 	// http.DefaultClient.
 	HTTPClient *http.Client
@@ -74,7 +77,7 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.Directory == "" {
 		return nil, bad("Directory", "empty")
 	}
-	if cfg.CacheDir == "" {
+	if cfg.CacheDir == "" && cfg.Cache == nil {
 		return nil, bad("CacheDir", "empty")
 	}
 	if len(cfg.Hosts) == 0 {
@@ -102,12 +105,16 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 		}
 		a.defaultHost = n
 	}
-	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
-		return nil, bad("CacheDir", "%v", err)
+	cache := cfg.Cache
+	if cache == nil {
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			return nil, bad("CacheDir", "%v", err)
+		}
+		cache = autocert.DirCache(cfg.CacheDir)
 	}
 	a.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
-		Cache:      autocert.DirCache(cfg.CacheDir),
+		Cache:      cache,
 		HostPolicy: autocert.HostWhitelist(hosts...),
 		Email:      cfg.Email,
 		Client:     &acme.Client{DirectoryURL: cfg.Directory, HTTPClient: cfg.HTTPClient, UserAgent: "caliop"},
