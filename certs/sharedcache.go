@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +27,15 @@ const (
 	defaultPoll  = 500 * time.Millisecond
 )
 
-// legacyAccountKey is a name autocert asks for but never writes.
-const legacyAccountKey = "acme_account.key"
+// ordered reports whether autocert creates the entry under key by an
+// order (certificates, the account key), which one replica only should
+// do. HTTP-01 tokens ("<token>+http-01") are written by the ordering
+// replica and read by whichever replica the CA's validation reaches: a
+// miss there is answered at once. autocert also asks for a legacy
+// account key name it never writes.
+func ordered(key string) bool {
+	return !strings.HasSuffix(key, "+http-01") && key != "acme_account.key"
+}
 
 // LockingStore is what SharedCache needs of a store; store.Store is one.
 type LockingStore interface {
@@ -43,6 +51,11 @@ type LockingStore interface {
 // order, until its Put; the others wait for that Put. Renewals are not
 // locked: autocert reads the cache before renewing and spreads renewals
 // by up to an hour, so a replica finds the certificate another renewed.
+//
+// HTTP-01 tokens go through the cache, so any replica answers the CA's
+// validation; TLS-ALPN-01 challenge certificates stay in the ordering
+// replica's memory, so in a cluster that challenge works only if the CA
+// reaches that replica.
 type SharedCache struct {
 	Store LockingStore
 	// OrderWait: DefaultOrderWait if zero.
@@ -76,7 +89,7 @@ func (c *SharedCache) Get(ctx context.Context, key string) ([]byte, error) {
 		if found {
 			return data, nil
 		}
-		if key == legacyAccountKey || c.holding(key) {
+		if !ordered(key) || c.holding(key) {
 			return nil, autocert.ErrCacheMiss
 		}
 		unlock, err := c.Store.Lock("acme/"+key, orderLockTTL)

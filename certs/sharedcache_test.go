@@ -91,3 +91,23 @@ func TestSharedCacheStoreDown(t *testing.T) {
 		t.Errorf("Get on a store that is down: %v", err)
 	}
 }
+
+// TestSharedCacheTokensNotWaited: an HTTP-01 token missing from the store
+// is a miss at once, even while its name is locked: the CA waits.
+func TestSharedCacheTokensNotWaited(t *testing.T) {
+	t.Parallel()
+	st, _ := store.Open(t.TempDir())
+	c := &SharedCache{Store: st, OrderWait: time.Minute}
+	for range 2 {
+		start := time.Now()
+		if _, err := c.Get(context.Background(), "tok+http-01"); !errors.Is(err, autocert.ErrCacheMiss) || time.Since(start) > time.Second {
+			t.Errorf("token Get: %v after %v", err, time.Since(start))
+		}
+	}
+	if err := c.Put(context.Background(), "tok+http-01", []byte("auth")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := (&SharedCache{Store: st}).Get(context.Background(), "tok+http-01"); err != nil || string(b) != "auth" {
+		t.Errorf("token from another replica: %q, %v", b, err)
+	}
+}
