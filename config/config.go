@@ -38,6 +38,7 @@ type Config struct {
 	TLSRPT   TLSRPT   `yaml:"tlsrpt"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Log      Log      `yaml:"log"`
+	Cluster  Cluster  `yaml:"cluster"`
 }
 
 // DNS selects the servers every lookup goes to.
@@ -184,6 +185,7 @@ func Defaults() *Config {
 		PGP:     pgpDefaults(),
 		Metrics: Metrics{Listen: "127.0.0.1:9464", TopDomains: 50},
 		Log:     Log{Level: "info", Format: "json"},
+		Cluster: clusterDefaults(),
 	}
 }
 
@@ -270,6 +272,9 @@ func (c *Config) finish() error {
 		return err
 	}
 	if err := c.finishPGP(); err != nil {
+		return err
+	}
+	if err := c.finishCluster(); err != nil {
 		return err
 	}
 	return c.finishMetrics()

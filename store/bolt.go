@@ -1,7 +1,3 @@
-// The embedded store: one bbolt file under data_dir. The file is opened for each transaction and closed after it, so that
-// the lock bbolt takes is held only for milliseconds: `caliop mta-sts` can
-// read and update the same file while the relay runs. Callers keep what
-// they read often in memory; the store is for what must survive a restart.
 package store
 
 import (
@@ -21,8 +17,11 @@ const FileName = "caliop.db"
 // lockTimeout bounds the wait for another process's transaction.
 const lockTimeout = 5 * time.Second
 
-// Bolt is one bbolt file. It is safe for concurrent use, also by several
-// processes.
+// Bolt is the embedded store: one bbolt file under data_dir, safe for
+// concurrent use, also by several processes. The file is opened for each
+// transaction and closed after it, so that the lock bbolt takes is held
+// only for milliseconds: `caliop mta-sts` can read and update the same
+// file while the relay runs.
 type Bolt struct {
 	path string
 }

@@ -1,10 +1,15 @@
-package store
+package store_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/caliop/relay/store"
+	"github.com/caliop/relay/store/storetest"
 )
 
 type item struct {
@@ -15,7 +20,7 @@ type item struct {
 func TestPutGetDeleteSurviveReopen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := Open(dir)
+	s, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +31,7 @@ func TestPutGetDeleteSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second Store on the same directory, as after a restart.
-	s2, err := Open(dir)
+	s2, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +67,8 @@ func TestPutGetDeleteSurviveReopen(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	a, _ := Open(dir)
-	b, _ := Open(dir)
+	a, _ := store.Open(dir)
+	b, _ := store.Open(dir)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		s := a
@@ -87,13 +92,44 @@ func TestConcurrentWriters(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	// A directory where the file should be.
-	s := &Bolt{path: dir}
-	err := s.Put("b", "k", 1)
-	if err == nil || !strings.Contains(err.Error(), "store: "+dir) {
-		t.Errorf("Put on a directory: %v", err)
+	s, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := (&Bolt{path: dir}).Put("b", "k", func() {}); err == nil || !strings.Contains(err.Error(), "store: b/k") {
+	if err := s.Put("b", "k", func() {}); err == nil || !strings.Contains(err.Error(), "store: b/k") {
 		t.Errorf("Put of an unencodable value: %v", err)
 	}
+	// A directory where the file should be.
+	path := filepath.Join(dir, store.FileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Put("b", "k", 1)
+	if err == nil || !strings.Contains(err.Error(), "store: "+path) {
+		t.Errorf("Put on a directory: %v", err)
+	}
+	if _, err := store.Open(dir); err == nil || !strings.Contains(err.Error(), "store: "+path) {
+		t.Errorf("Open with a directory in place of the file: %v", err)
+	}
+}
+
+// TestBoltStore runs the Store suite on two Bolt values on one directory,
+// as two processes on one data_dir.
+func TestBoltStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) (a, b store.Store) {
+		dir := t.TempDir()
+		a, err := store.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err = store.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	})
 }
