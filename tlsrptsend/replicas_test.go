@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -26,6 +28,20 @@ func TestReplicasAddUpAndSendOnce(t *testing.T) {
 		return st
 	}
 	testReplicas(t, openStore)
+}
+
+// TestReplicasOnRedis: the same on a (fake) Redis, the cluster store.
+func TestReplicasOnRedis(t *testing.T) {
+	t.Parallel()
+	m := miniredis.RunT(t)
+	testReplicas(t, func() Store {
+		st, err := store.OpenRedis(store.RedisOptions{URL: "redis://" + m.Addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
 }
 
 // testReplicas runs the replica scenario on stores from open, each call a
