@@ -111,6 +111,21 @@ func (c *SharedCache) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 }
 
+// Peek returns the entry without taking part in orders: a miss is
+// autocert.ErrCacheMiss at once. For readers that order nothing
+// (certificate expiry metrics, `caliop records`).
+func (c *SharedCache) Peek(_ context.Context, key string) ([]byte, error) {
+	var data []byte
+	found, err := c.Store.Get(acmeBucket, key, &data)
+	if err != nil {
+		return nil, fmt.Errorf("acme cache: %w", err)
+	}
+	if !found {
+		return nil, autocert.ErrCacheMiss
+	}
+	return data, nil
+}
+
 // Put stores the entry and ends this replica's order of it.
 func (c *SharedCache) Put(_ context.Context, key string, data []byte) error {
 	err := c.Store.Put(acmeBucket, key, data)

@@ -111,3 +111,20 @@ func TestSharedCacheTokensNotWaited(t *testing.T) {
 		t.Errorf("token from another replica: %q, %v", b, err)
 	}
 }
+
+// TestSharedCachePeek: Peek takes no lock, so a replica that only looks
+// (metrics, `caliop records`) never holds up another's order.
+func TestSharedCachePeek(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, _ := store.Open(dir)
+	b, _ := store.Open(dir)
+	ctx := context.Background()
+	if _, err := (&SharedCache{Store: a}).Peek(ctx, "mx.example.net"); !errors.Is(err, autocert.ErrCacheMiss) {
+		t.Fatalf("Peek of a missing entry: %v", err)
+	}
+	start := time.Now()
+	if _, err := (&SharedCache{Store: b, Poll: 10 * time.Millisecond}).Get(ctx, "mx.example.net"); !errors.Is(err, autocert.ErrCacheMiss) || time.Since(start) > time.Second {
+		t.Errorf("Get after a Peek elsewhere: %v after %v; want a miss at once", err, time.Since(start))
+	}
+}

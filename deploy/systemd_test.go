@@ -71,8 +71,9 @@ func TestSystemdUnit(t *testing.T) {
 	if u := s["User"]; len(u) != 1 || u[0] == "" || u[0] == "root" {
 		t.Errorf("%s: User=%v: want a dedicated user", path, u)
 	}
-	if _, ok := s["ExecReload"]; ok {
-		t.Errorf("%s: ExecReload set, but Caliop does not reload its configuration", path)
+	// Caliop reloads its configuration on SIGHUP.
+	if r := s["ExecReload"]; len(r) != 1 || r[0] != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("%s: ExecReload=%v, want /bin/kill -HUP $MAINPID", path, r)
 	}
 	exec := s["ExecStart"]
 	if len(exec) != 1 {

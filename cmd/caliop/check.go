@@ -24,8 +24,13 @@ func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer)
 	if err != nil {
 		return 2, err
 	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return 2, err
+	}
+	defer st.Close()
 	var dialer net.Dialer
-	sts, err := newSTS(cfg, res, dialer.DialContext, nil, nil, zap.NewNop())
+	sts, err := newSTS(cfg, st, res, dialer.DialContext, nil, nil, zap.NewNop())
 	if err != nil {
 		return 2, err
 	}

@@ -11,18 +11,20 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/caliop/relay/certs"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/inbound"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/store"
 )
 
 // certSource builds where inbound certificates come from: files, or ACME
 // for the inbound hostname and mta-sts.<domain> of each domain. acme is
 // nil for files.
-func certSource(cfg *config.Config, log *zap.Logger) (src certs.Source, acme *certs.ACME, err error) {
+func certSource(cfg *config.Config, st store.Store, log *zap.Logger) (src certs.Source, acme *certs.ACME, err error) {
 	in := cfg.Inbound
 	if in.TLS.ACME == nil {
 		f, err := certs.NewFiles(in.TLS.Cert, in.TLS.Key, log)
@@ -50,12 +52,21 @@ func certSource(cfg *config.Config, log *zap.Logger) (src certs.Source, acme *ce
 	}
 	acme, err = certs.NewACME(certs.ACMEConfig{
 		Email: a.Email, Directory: a.Directory, Hosts: hosts, DefaultHost: in.Hostname,
-		CacheDir: filepath.Join(cfg.DataDir, "acme"), HTTPClient: client, Log: log,
+		CacheDir: filepath.Join(cfg.DataDir, "acme"), Cache: acmeCache(cfg, st), HTTPClient: client, Log: log,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("inbound.tls.acme: %w", err)
 	}
 	return acme, acme, nil
+}
+
+// acmeCache is the ACME cache shared by the replicas in cluster mode, nil
+// (the directory data_dir/acme) otherwise.
+func acmeCache(cfg *config.Config, st store.Store) autocert.Cache {
+	if !cfg.Cluster.Enabled() {
+		return nil
+	}
+	return &certs.SharedCache{Store: st}
 }
 
 // publishedPolicy is the MTA-STS policy served for every inbound domain.
@@ -64,16 +75,11 @@ func publishedPolicy(in config.Inbound) *mtasts.Policy {
 }
 
 // inboundServices builds the port-25 listener, the HTTPS policy host
-// (which also answers TLS-ALPN-01) and, for HTTP-01, the HTTP listener.
-func inboundServices(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *zap.Logger) ([]service, error) {
+// (which also answers TLS-ALPN-01) and, for HTTP-01, the HTTP listener,
+// with certificates from src (acme when they come from ACME, see
+// certSource), and the background jobs that go with them.
+func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, m *metrics.Metrics, log *zap.Logger) ([]service, []func(context.Context)) {
 	in := cfg.Inbound
-	if in.Listen == "" {
-		return nil, nil
-	}
-	src, acme, err := certSource(cfg, log.Named("certs"))
-	if err != nil {
-		return nil, err
-	}
 	requireAll := in.RequireTLS == "all"
 	srv := inbound.New(inbound.Options{
 		Hostname: in.Hostname, Domains: in.Domains, NextHop: in.NextHop,
@@ -88,12 +94,13 @@ func inboundServices(ctx context.Context, cfg *config.Config, m *metrics.Metrics
 		Metrics: m,
 		Log:     log.Named("inbound"),
 	})
-	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown}}
+	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown, sessions: true}}
+	var jobs []func(context.Context)
 	// The policy host also takes TLS-RPT reports about the inbound
 	// domains (POST /tlsrpt).
 	policy := tlsrptReceiver(cfg, receivedMetrics{m}).Wrap(mtasts.Handler(in.Domains, publishedPolicy(in)))
 	if w, ok := src.(interface{ Expiry() map[string]time.Time }); ok {
-		m.WatchCertificates(w.Expiry)
+		jobs = append(jobs, func(context.Context) { m.WatchCertificates(w.Expiry) })
 	}
 	if in.HTTPSListen != "" {
 		httpsCfg := certs.STARTTLSConfig(src)
@@ -110,16 +117,16 @@ func inboundServices(ctx context.Context, cfg *config.Config, m *metrics.Metrics
 		for _, d := range in.Domains {
 			hosts = append(hosts, "mta-sts."+d)
 		}
-		go func() {
+		jobs = append(jobs, func(ctx context.Context) {
 			// After the listeners are up: TLS-ALPN-01 needs them.
 			select {
 			case <-time.After(time.Second):
 				warmCertificates(ctx, acme, hosts, log.Named("certs"))
 			case <-ctx.Done():
 			}
-		}()
+		})
 	}
-	return services, nil
+	return services, jobs
 }
 
 // warmCertificates asks for every ACME certificate once at start, so the

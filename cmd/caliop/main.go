@@ -3,14 +3,14 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +23,6 @@ import (
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/relay"
-	"github.com/caliop/relay/store"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -126,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			err = printTLSRPT(cfg, pos[0], stdout)
 		default:
-			err = serve(cfg)
+			err = serve(cfg, load)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "caliop:", err)
@@ -138,99 +137,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// serve builds the components and runs them until SIGTERM or SIGINT.
-func serve(cfg *config.Config) error {
-	log, err := newLogger(cfg.Log)
+// serve runs the relay until SIGTERM or SIGINT; SIGHUP reloads the
+// configuration through load (the file given at start).
+func serve(cfg *config.Config, load func() (*config.Config, error)) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	log, level, err := newLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	res, err := newResolver(cfg)
+	return serveWith(cfg, load, log, level, sig)
+}
+
+// serveWith makes what lives as long as the process (store, metrics
+// registry), builds the first generation from cfg and runs it, taking
+// signals from sig.
+func serveWith(cfg *config.Config, load func() (*config.Config, error), log *zap.Logger, level zap.AtomicLevel, sig <-chan os.Signal) error {
+	if cfg.Cluster.Enabled() {
+		logRedis(log)
+	}
+	st, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
-	dialer := &net.Dialer{}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
+	defer st.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, version, metrics.Options{Domains: cfg.Metrics.Domains, TopDomains: cfg.Metrics.TopDomains, Providers: cfg.Metrics.Providers})
-
-	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
-	defer pool.Close()
-	deliverer := &delivery.Deliverer{
-		Hostname:       cfg.Hostname,
-		DNS:            res,
-		Dial:           dialer.DialContext,
-		Port:           cfg.Outbound.MXPort,
-		ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
-		Pool:           pool,
-		Log:            log.Named("delivery"),
-		Metrics:        m,
-	}
-	// TLS-RPT reports mail through the engine, made below from the
-	// MTA-STS cache, which itself reports to the reporter.
-	var engine *policy.Engine
-	mail := func(ctx context.Context, from, to string, msg []byte) error {
-		return tlsrptMailer(engine, deliverer)(ctx, from, to, msg)
-	}
-	rep, err := newTLSRPT(cfg, res, dialer.DialContext, mail, m, log.Named("tlsrpt"))
+	p := newProcess(load, log, level, reg, m, st)
+	g, err := p.build(cfg)
 	if err != nil {
 		return err
-	}
-	go rep.Run(ctx)
-	sts, err := newSTS(cfg, res, dialer.DialContext, rep, m, log.Named("mta-sts"))
-	if err != nil {
-		return err
-	}
-	go sts.Run(ctx, time.Minute)
-	engine = newEngine(cfg, res, sts)
-	partners := &partnerRecords{next: rep, res: res, m: m, checked: map[string]time.Time{}}
-	engine.Report, engine.Metrics, deliverer.Report = rep, m, partners
-	pgp, _, err := newPGP(ctx, cfg, res, dialer.DialContext, m, log.Named("wkd"))
-	if err != nil {
-		return err
-	}
-	srv, err := newRelay(cfg, engine, deliverer, pgp, m, log.Named("relay"))
-	if err != nil {
-		return err
-	}
-
-	var services []service
-	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
-	if cfg.Outbound.SMTP != "" {
-		services = append(services, service{"outbound.smtp", cfg.Outbound.SMTP, srv.ServeSMTP, drain})
-	}
-	if cfg.Outbound.LMTP != "" {
-		services = append(services, service{"outbound.lmtp", cfg.Outbound.LMTP, srv.ServeLMTP, drain})
-	}
-	in, err := inboundServices(ctx, cfg, m, log)
-	if err != nil {
-		return err
-	}
-	services = append(services, in...)
-	st, err := store.Open(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
-	ready := &readiness{store: st, dns: res}
-	if cfg.Metrics.Listen != "" {
-		services = append(services, httpService("metrics.listen", cfg.Metrics.Listen, metricsHandler(reg, tlsrptReceiver(cfg, receivedMetrics{m}), ready), nil, log))
 	}
 	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers), zap.String("version", version))
-	return runAll(services, time.Duration(cfg.Outbound.DeliveryTimeout)+5*time.Second, log)
+	return p.runAll(g, sig)
 }
 
-// newRelay builds the outbound listeners' server.
-func newRelay(cfg *config.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, m *metrics.Metrics, log *zap.Logger) (*relay.Server, error) {
-	var tlsCfg *tls.Config
-	if cfg.Outbound.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Outbound.TLS.Cert, cfg.Outbound.TLS.Key)
-		if err != nil {
-			return nil, fmt.Errorf("outbound.tls: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
+// newRelay builds the outbound listeners' server; tlsCfg (see
+// outboundTLS) offers STARTTLS.
+func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, m *metrics.Metrics, log *zap.Logger) *relay.Server {
 	return relay.New(relay.Options{
 		Hostname:            cfg.Hostname,
 		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
@@ -246,7 +193,7 @@ func newRelay(cfg *config.Config, engine *policy.Engine, d *delivery.Deliverer, 
 		Deliverer:           d,
 		Metrics:             m,
 		Log:                 log,
-	}), nil
+	})
 }
 
 // encrypter keeps a nil policy a nil interface.

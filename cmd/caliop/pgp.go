@@ -23,9 +23,10 @@ import (
 )
 
 // newPGP builds opportunistic PGP/MIME from the pgp section: WKD lookups
-// through the configured DNS servers, the key cache in data_dir, and the
-// policy. It returns nil when encryption is off everywhere.
-func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, m *metrics.Metrics, log *zap.Logger) (*pgppolicy.Policy, *wkdcache.Cache, error) {
+// through the configured DNS servers, the key cache on st (run its
+// refresh with go cache.Run), and the policy. It returns nil when
+// encryption is off everywhere.
+func newPGP(cfg *config.Config, st store.Store, res *resolver.Resolver, dial resolver.DialFunc, m *metrics.Metrics, log *zap.Logger) (*pgppolicy.Policy, *wkdcache.Cache, error) {
 	p := cfg.PGP
 	dests := map[string]pgppolicy.Mode{}
 	on := p.Mode != "off"
@@ -36,25 +37,21 @@ func newPGP(ctx context.Context, cfg *config.Config, res *resolver.Resolver, dia
 	if !on {
 		return nil, nil, nil
 	}
-	st, err := store.Open(cfg.DataDir)
+	signers, err := dkimKeys(p.DKIM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data_dir: %w", err)
+		return nil, nil, err
 	}
 	client := &wkd.Client{DialContext: res.Dialer(dial), HasAddress: hasAddress(res)}
 	cache, err := wkdcache.Open(wkdcache.Config{
 		WKD: client, Store: st, Log: log,
 		KeyTTL: time.Duration(p.KeyTTL), NoKeyTTL: time.Duration(p.NoKeyTTL),
 		AcceptKeyChange: p.AcceptKeyChange,
+		Shared:          cfg.Cluster.Enabled(),
 		Metrics:         m,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	signers, err := dkimKeys(p.DKIM)
-	if err != nil {
-		return nil, nil, err
-	}
-	go cache.Run(ctx, 10*time.Minute)
 	return &pgppolicy.Policy{
 		DKIM: signers,
 		Keys: cache, Default: pgppolicy.Mode(p.Mode), Destinations: dests,

@@ -12,6 +12,7 @@ import (
 	"github.com/caliop/relay/certs"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/store"
 )
 
 // showRecords prints, in zone-file syntax, the DNS records the operator
@@ -64,7 +65,15 @@ func currentKey(cfg *config.Config) (crypto.PublicKey, string, error) {
 		}
 		return c.Leaf.PublicKey, "keep this key when you renew the certificate, or publish the new key's record first", nil
 	}
-	_, acme, err := certSource(cfg, zap.NewNop())
+	var st store.Store
+	if cfg.Cluster.Enabled() {
+		var err error
+		if st, err = openStore(cfg); err != nil {
+			return nil, "", err
+		}
+		defer st.Close()
+	}
+	_, acme, err := certSource(cfg, st, zap.NewNop())
 	if err != nil {
 		return nil, "", err
 	}

@@ -26,17 +26,14 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 	return res, nil
 }
 
-// newSTS opens the MTA-STS cache on the store in data_dir; policy hosts
-// are resolved through the configured DNS servers.
-func newSTS(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, report tlsrpt.Recorder, m *metrics.Metrics, log *zap.Logger) (*stscache.Cache, error) {
-	st, err := store.Open(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
-	}
+// newSTS opens the MTA-STS cache on st; policy hosts are resolved through
+// the configured DNS servers.
+func newSTS(cfg *config.Config, st store.Store, res *resolver.Resolver, dial resolver.DialFunc, report tlsrpt.Recorder, m *metrics.Metrics, log *zap.Logger) (*stscache.Cache, error) {
 	return stscache.Open(stscache.Config{
 		DNS:     res,
 		Fetch:   &mtasts.Fetcher{DialContext: res.Dialer(dial)},
 		Store:   st,
+		Shared:  cfg.Cluster.Enabled(),
 		Report:  report,
 		Metrics: m,
 		Log:     log,
@@ -50,8 +47,13 @@ func showMTASTS(cfg *config.Config, domain string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	var d net.Dialer
-	sts, err := newSTS(cfg, res, d.DialContext, nil, nil, zap.NewNop())
+	sts, err := newSTS(cfg, st, res, d.DialContext, nil, nil, zap.NewNop())
 	if err != nil {
 		return err
 	}

@@ -24,16 +24,11 @@ import (
 	"github.com/caliop/relay/tlsrptsend"
 )
 
-// newTLSRPT builds the TLS-RPT reporter on the store in data_dir: reports
-// are posted over HTTPS through the configured DNS servers and mailed
-// with send (see tlsrptMailer). Run it with go r.Run(ctx) when
-// cfg.TLSRPT.Enabled; give it as the Report of the engine, the delivery
-// and the MTA-STS cache.
-func newTLSRPT(cfg *config.Config, res *resolver.Resolver, dial resolver.DialFunc, send tlsrptsend.SendMail, m *metrics.Metrics, log *zap.Logger) (*tlsrptsend.Reporter, error) {
-	st, err := store.Open(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
-	}
+// newTLSRPT builds the TLS-RPT reporter on st: reports are posted over
+// HTTPS through the configured DNS servers and mailed with send (see
+// tlsrptMailer). Run it with go r.Run(ctx) when cfg.TLSRPT.Enabled; give
+// it as the Report of the engine, the delivery and the MTA-STS cache.
+func newTLSRPT(cfg *config.Config, st store.Store, res *resolver.Resolver, dial resolver.DialFunc, send tlsrptsend.SendMail, m *metrics.Metrics, log *zap.Logger) (*tlsrptsend.Reporter, error) {
 	client := &http.Client{
 		Timeout: tlsrptsend.DefaultSendTimeout,
 		Transport: countedPosts{m: m, next: &http.Transport{
@@ -115,10 +110,11 @@ func printTLSRPT(cfg *config.Config, domain string, out io.Writer) error {
 
 // printTLSRPTDay prints domain's report of the UTC day holding day.
 func printTLSRPTDay(cfg *config.Config, domain string, day time.Time, out io.Writer) error {
-	st, err := store.Open(cfg.DataDir)
+	st, err := openStore(cfg)
 	if err != nil {
-		return fmt.Errorf("data_dir: %w", err)
+		return err
 	}
+	defer st.Close()
 	t := cfg.TLSRPT
 	r, err := tlsrptsend.New(tlsrptsend.Options{Store: st, OrganizationName: t.OrganizationName, ContactInfo: t.ContactInfo, Submitter: cfg.Hostname})
 	if err != nil {

@@ -9,12 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/caliop/relay/tlsrpt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +20,7 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache) *policy.Engine {
@@ -68,18 +65,19 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 // newLogger writes JSON (or console) lines to standard error. Every line
 // is kept (no sampling: one line per delivery attempt is a promise), and
 // lines are written in batches at most 200 ms apart, which spares two
-// write calls per message; Sync (at exit) writes what is left.
-func newLogger(c config.Log) (*zap.Logger, error) {
-	lvl, err := zap.ParseAtomicLevel(c.Level)
+// write calls per message; Sync (at exit) writes what is left. Setting
+// lvl changes the level of the running logger (reload).
+func newLogger(c config.Log) (log *zap.Logger, lvl zap.AtomicLevel, err error) {
+	lvl, err = zap.ParseAtomicLevel(c.Level)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, lvl, fmt.Errorf("log.level: %w", err)
 	}
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	if c.Format == "console" {
 		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
 	}
 	out := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: 200 * time.Millisecond}
-	return zap.New(zapcore.NewCore(enc, out, lvl), zap.AddCaller(), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+	return zap.New(zapcore.NewCore(enc, out, lvl), zap.AddCaller(), zap.ErrorOutput(zapcore.Lock(os.Stderr))), lvl, nil
 }
 
 // service is one listener of the process: its configuration key (for
@@ -89,6 +87,10 @@ type service struct {
 	addr     string
 	serve    func(net.Listener) error
 	shutdown func(context.Context) error
+	// sessions: the service holds SMTP sessions, which a reload lets
+	// end (or waits a drain window) before its shutdown; an HTTP
+	// service is shut down at once (requests in flight finish).
+	sessions bool
 }
 
 // httpService serves h on addr, TLS when cfg is set.
@@ -119,55 +121,6 @@ func metricsHandler(reg *prometheus.Registry, rcv *tlsrpt.Receiver, ready http.H
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
-}
-
-// runAll listens on every service's address (all or nothing), serves them,
-// then waits for a signal and shuts them all down within grace.
-func runAll(services []service, grace time.Duration, log *zap.Logger) error {
-	var ls []net.Listener
-	for _, s := range services {
-		l, err := net.Listen("tcp", s.addr)
-		if err != nil {
-			for _, l := range ls {
-				l.Close()
-			}
-			return fmt.Errorf("%s: %w", s.key, err)
-		}
-		ls = append(ls, l)
-	}
-	errc := make(chan error, len(services))
-	for i, s := range services {
-		go func() {
-			if err := s.serve(ls[i]); err != nil {
-				errc <- fmt.Errorf("%s: %w", s.key, err)
-			}
-		}()
-		log.Info("listening", zap.String("service", s.key), zap.String("addr", ls[i].Addr().String()))
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case s := <-sig:
-		log.Info("shutting down", zap.String("signal", s.String()))
-	case err := <-errc:
-		for _, l := range ls {
-			l.Close()
-		}
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range services {
-		wg.Go(func() {
-			if err := s.shutdown(ctx); err != nil {
-				log.Warn("shutdown", zap.String("service", s.key), zap.Error(err))
-			}
-		})
-	}
-	wg.Wait()
-	log.Info("stopped")
-	return nil
 }
 
 // onceShutdown makes one shutdown shared by several services.

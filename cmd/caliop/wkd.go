@@ -43,7 +43,12 @@ func showWKD(cfg *config.Config, address string, out io.Writer) error {
 	for _, r := range l.Rejected {
 		fmt.Fprintf(out, "ignored: %s\n", r)
 	}
-	pol, cache, err := newPGP(ctx, cfg, res, d.DialContext, nil, zap.NewNop())
+	st, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pol, cache, err := newPGP(cfg, st, res, d.DialContext, nil, zap.NewNop())
 	if err != nil {
 		return err
 	}

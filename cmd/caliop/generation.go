@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caliop/relay/certs"
+	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/delivery"
+)
+
+// generation is everything built from one configuration: resolver,
+// caches, policy engine, delivery, servers, their services and background
+// work. The running process has one in force; SIGHUP builds the next one
+// and, once it took over, lets this one drain and stop.
+type generation struct {
+	cfg      *config.Config
+	services []service
+	// finish is the last step of the build, run once the sockets are
+	// bound (it may still fail): it opens the MTA-STS cache, which points
+	// the process-wide caliop_mtasts_policies gauge at itself.
+	finish func() error
+	// jobs is the background work, started when the generation takes
+	// over and stopped (ctx) when it has stopped serving.
+	jobs    []func(context.Context)
+	closers []func() // once its servers stopped
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobsWG sync.WaitGroup
+
+	sessions *sessionCount // open SMTP connections, for the drain
+	handoffs []*handoff    // one per service, set when it takes over
+	retired  atomic.Bool   // replaced: its servers' errors no longer matter
+
+	stopOnce    sync.Once
+	releaseOnce sync.Once
+}
+
+// build makes a generation from cfg on the process's store, metrics and
+// logger. Files are read first (certificates, keys), so that one that
+// does not load fails the build before anything else is made.
+func (p *process) build(cfg *config.Config) (_ *generation, err error) {
+	g := &generation{cfg: cfg, sessions: newSessionCount()}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			g.release()
+		}
+	}()
+	log, m, st := p.log, p.m, p.store
+	outTLS, err := outboundTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var src certs.Source
+	var acme *certs.ACME
+	if cfg.Inbound.Listen != "" {
+		if src, acme, err = certSource(cfg, st, log.Named("certs")); err != nil {
+			return nil, err
+		}
+	}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{}
+	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
+	g.closers = append(g.closers, pool.Close)
+	deliverer := &delivery.Deliverer{
+		Hostname:       cfg.Hostname,
+		DNS:            res,
+		Dial:           dialer.DialContext,
+		Port:           cfg.Outbound.MXPort,
+		ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
+		Pool:           pool,
+		Log:            log.Named("delivery"),
+		Metrics:        m,
+	}
+	// TLS-RPT reports mail through the engine, whose MTA-STS cache
+	// itself reports to the reporter.
+	engine := newEngine(cfg, res, nil) // its STS comes in finish
+	mail := func(ctx context.Context, from, to string, msg []byte) error {
+		return tlsrptMailer(engine, deliverer)(ctx, from, to, msg)
+	}
+	rep, err := newTLSRPT(cfg, st, res, dialer.DialContext, mail, m, log.Named("tlsrpt"))
+	if err != nil {
+		return nil, err
+	}
+	g.jobs = append(g.jobs, rep.Run)
+	pgp, keys, err := newPGP(cfg, st, res, dialer.DialContext, m, log.Named("wkd"))
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
+	}
+	partners := &partnerRecords{next: rep, res: res, m: m, checked: map[string]time.Time{}}
+	engine.Report, engine.Metrics, deliverer.Report = rep, m, partners
+	srv := newRelay(cfg, outTLS, engine, deliverer, pgp, m, log.Named("relay"))
+	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
+	if cfg.Outbound.SMTP != "" {
+		g.services = append(g.services, service{key: "outbound.smtp", addr: cfg.Outbound.SMTP, serve: srv.ServeSMTP, shutdown: drain, sessions: true})
+	}
+	if cfg.Outbound.LMTP != "" {
+		g.services = append(g.services, service{key: "outbound.lmtp", addr: cfg.Outbound.LMTP, serve: srv.ServeLMTP, shutdown: drain, sessions: true})
+	}
+	if src != nil {
+		in, jobs := inboundServices(cfg, src, acme, m, log)
+		g.services = append(g.services, in...)
+		g.jobs = append(g.jobs, jobs...)
+	} else {
+		// No certificate to watch any more (after a reload).
+		g.jobs = append(g.jobs, func(context.Context) { m.WatchCertificates(func() map[string]time.Time { return nil }) })
+	}
+	if cfg.Metrics.Listen != "" {
+		ready := &readiness{store: st, dns: res}
+		h := metricsHandler(p.reg, tlsrptReceiver(cfg, receivedMetrics{m}), ready)
+		g.services = append(g.services, httpService("metrics.listen", cfg.Metrics.Listen, h, nil, log))
+	}
+	for i := range g.services {
+		// Retiring and stopping may both ask; the second waits.
+		g.services[i].shutdown = onceShutdown(g.services[i].shutdown)
+	}
+	g.finish = func() error {
+		sts, err := newSTS(cfg, st, res, dialer.DialContext, rep, m, log.Named("mta-sts"))
+		if err != nil {
+			return err
+		}
+		// No session reads it before the generation takes over.
+		engine.STS = sts
+		g.jobs = append(g.jobs, func(ctx context.Context) { sts.Run(ctx, time.Minute) })
+		return nil
+	}
+	return g, nil
+}
+
+// outboundTLS loads the outbound listeners' STARTTLS certificate, if any.
+func outboundTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.Outbound.TLS.Cert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Outbound.TLS.Cert, cfg.Outbound.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// start runs the background jobs.
+func (g *generation) start() {
+	for _, j := range g.jobs {
+		g.jobsWG.Go(func() { j(g.ctx) })
+	}
+}
+
+// stop shuts every service down within ctx (sessions in a transaction
+// finish, idle ones get 421), then stops the background work. A second
+// call waits for the first.
+func (g *generation) stop(ctx context.Context, log *zap.Logger) {
+	g.stopOnce.Do(func() {
+		var wg sync.WaitGroup
+		for _, s := range g.services {
+			wg.Go(func() {
+				if err := s.shutdown(ctx); err != nil {
+					log.Warn("shutdown", zap.String("service", s.key), zap.Error(err))
+				}
+			})
+		}
+		wg.Wait()
+		for _, h := range g.handoffs {
+			h.Close() // in case a server was stopped before it served
+		}
+		g.release()
+		// The TLS-RPT reporter flushes its counts as it ends.
+		done := make(chan struct{})
+		go func() { g.jobsWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(jobsStopTimeout):
+			log.Warn("background work still running", zap.Duration("after", jobsStopTimeout))
+		}
+	})
+}
+
+// jobsStopTimeout bounds the wait for background work to end.
+const jobsStopTimeout = 10 * time.Second
+
+// release ends the background work and closes what the generation holds
+// (after stop, or when the build failed).
+func (g *generation) release() {
+	g.releaseOnce.Do(func() {
+		g.cancel()
+		for _, c := range g.closers {
+			c()
+		}
+	})
+}
+
+// grace is how long shutting down may take: a transaction in flight gets
+// its delivery timeout.
+func grace(cfg *config.Config) time.Duration {
+	return time.Duration(cfg.Outbound.DeliveryTimeout) + 5*time.Second
+}
