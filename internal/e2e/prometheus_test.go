@@ -289,9 +289,11 @@ func TestPrometheusDashboards(t *testing.T) {
 }
 
 // promStartCaliop starts Caliop like daneStartCaliop, with extraOutbound
-// (indented YAML) appended to the outbound section and env added to the
-// process's environment, and waits for the inbound listener too.
-func promStartCaliop(t *testing.T, bin string, cfg Config, extraOutbound string, env ...string) *LockedBuffer {
+// (indented YAML) appended to the outbound section, or unindented YAML
+// added as top-level sections, and env added to the process's
+// environment, and waits for the inbound listener too. It returns the
+// output and the configuration file.
+func promStartCaliop(t *testing.T, bin string, cfg Config, extraOutbound string, env ...string) (out *LockedBuffer, configPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg.DataDir = filepath.Join(dir, "data")
@@ -306,7 +308,7 @@ func promStartCaliop(t *testing.T, bin string, cfg Config, extraOutbound string,
 	if err := os.WriteFile(p.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &LockedBuffer{Max: 1 << 20}
+	out = &LockedBuffer{Max: 1 << 20}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("caliop config:\n%s\ncaliop output:\n%s", text, out.String())
@@ -329,11 +331,14 @@ func promStartCaliop(t *testing.T, bin string, cfg Config, extraOutbound string,
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for _, addr := range []string{cfg.LMTP, cfg.Metrics, cfg.Inbound.Listen} {
+		if addr == "" {
+			continue
+		}
 		if err := p.waitListening(addr, deadline); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return out
+	return out, p.ConfigPath
 }
 
 // promWebHost serves the MTA-STS policy of sts.test and the WKD keys of
