@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -188,8 +189,17 @@ func (a *ACME) TLSConfig() *tls.Config {
 // /.well-known/acme-challenge/ and passes other requests to fallback (nil:
 // a redirect to https). Calling it enables HTTP-01, which autocert tries
 // after TLS-ALPN-01; it must be served on port 80 of the hosts' address.
+// A port in the Host header (a CA validating on another port, as test
+// CAs do) is dropped before autocert checks the host against Hosts.
 func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
-	return a.m.HTTPHandler(fallback)
+	h := a.m.HTTPHandler(fallback)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r = r.Clone(r.Context())
+			r.Host = host
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // CachedKey returns the public key of the valid ECDSA certificate in the

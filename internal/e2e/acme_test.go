@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	tlsPort := ln.Addr().(*net.TCPAddr).Port
-	peb := acmeStartPebble(t, ctx, bin["pebble"], dnsSrv.Resolver, tlsPort)
+	peb := acmeStartPebble(t, ctx, bin["pebble"], dnsSrv.Resolver, tlsPort, 0)
 
 	cacheDir := filepath.Join(t.TempDir(), "acme")
 	a, err := certs.NewACME(certs.ACMEConfig{
@@ -225,10 +226,11 @@ type pebble struct {
 }
 
 // acmeStartPebble starts pebble with its HTTPS certificate made by testpki,
-// resolving names through resolver and validating TLS-ALPN-01 on tlsPort,
-// and waits until its directory answers. It is stopped at cleanup and its
+// resolving names through resolver and validating TLS-ALPN-01 on tlsPort
+// (and HTTP-01 on httpPort, a free port if 0), and waits until its
+// directory answers. It is stopped at cleanup and its
 // log goes to the test log if the test failed.
-func acmeStartPebble(t *testing.T, ctx context.Context, bin, resolver string, tlsPort int) *pebble {
+func acmeStartPebble(t *testing.T, ctx context.Context, bin, resolver string, tlsPort, httpPort int) *pebble {
 	t.Helper()
 	dir := t.TempDir()
 	ca := testpki.NewCA(t)
@@ -245,14 +247,17 @@ func acmeStartPebble(t *testing.T, ctx context.Context, bin, resolver string, tl
 	})
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		listen, mgmt, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-		_, httpPort, _ := net.SplitHostPort(httpAddr)
+		listen, mgmt := freeAddr(t), freeAddr(t)
+		hp := strconv.Itoa(httpPort)
+		if httpPort == 0 {
+			_, hp, _ = net.SplitHostPort(freeAddr(t))
+		}
 		cfg := map[string]any{"pebble": map[string]any{
 			"listenAddress":                  listen,
 			"managementListenAddress":        mgmt,
 			"certificate":                    certFile,
 			"privateKey":                     keyFile,
-			"httpPort":                       json.Number(httpPort),
+			"httpPort":                       json.Number(hp),
 			"tlsPort":                        tlsPort,
 			"ocspResponderURL":               "",
 			"externalAccountBindingRequired": false,

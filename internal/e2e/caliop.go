@@ -57,6 +57,7 @@ type Config struct {
 	Default         string        // encrypt | verify; default encrypt
 	DeliveryTimeout time.Duration // default 30s
 	LogLevel        string        // default info
+	Redis           string        // cluster.redis, host:port; "" for the embedded store
 	// Inbound is the inbound: section (the port-25 side in front of the
 	// MTA); it is written only when Inbound.Listen is set.
 	Inbound Inbound
@@ -120,6 +121,9 @@ func (c Config) YAML() string {
 	b.WriteString("  reuse: {idle: 10s, max_messages: 100}\n")
 	fmt.Fprintf(&b, "metrics: {listen: %q}\n", c.Metrics)
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", def(c.LogLevel, "info"))
+	if c.Redis != "" {
+		fmt.Fprintf(&b, "cluster: {redis: \"redis://%s/0\"}\n", c.Redis)
+	}
 	c.Inbound.yaml(&b)
 	return b.String()
 }

@@ -361,7 +361,7 @@ func TestInboundACMEPebble(t *testing.T) {
 	// Pebble validates TLS-ALPN-01 on its tlsPort of the address DNS
 	// gives: Caliop's https_listen must be that port on acmeAddr.
 	httpsAddr, inAddr := freeAddrOn(t, acmeAddr), freeAddrOn(t, acmeAddr)
-	peb := acmeStartPebble(t, ctx, bin["pebble"], dnsSrv.Resolver, port(t, httpsAddr))
+	peb := acmeStartPebble(t, ctx, bin["pebble"], dnsSrv.Resolver, port(t, httpsAddr), 0)
 	root := acmePebbleRoot(t, ctx, peb)
 	dir := t.TempDir()
 	directoryCA := filepath.Join(dir, "pebble-https.pem")
