@@ -80,7 +80,9 @@ func TestSharedCacheStaleOrder(t *testing.T) {
 // failingStore cannot be read.
 type failingStore struct{ LockingStore }
 
-func (failingStore) Get(string, string, any) (bool, error) { return false, errors.New("connection refused") }
+func (failingStore) Get(string, string, any) (bool, error) {
+	return false, errors.New("connection refused")
+}
 
 // TestSharedCacheStoreDown: an unreadable store is an error, not a miss:
 // a miss would order a certificate per handshake.
