@@ -97,7 +97,7 @@ func TestKubernetesManifests(t *testing.T) {
 		"Deployment": "apps/v1", "Service": "v1", "ConfigMap": "v1",
 		"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
 		"ServiceMonitor": "monitoring.coreos.com/v1", "NetworkPolicy": "networking.k8s.io/v1",
-		"Certificate": "cert-manager.io/v1",
+		"Certificate": "cert-manager.io/v1", "StatefulSet": "apps/v1",
 	}
 	for _, m := range ms {
 		want, ok := apis[m.kind()]
@@ -116,8 +116,10 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, d := range deps {
 		checkDeployment(t, d, ms, cfg)
 	}
+	// Workloads: Caliop's Deployment and the Redis it shares.
+	workloads := append(byKind(ms, "StatefulSet"), deps...)
 	for _, s := range byKind(ms, "Service") {
-		checkService(t, s, deps)
+		checkService(t, s, workloads)
 	}
 	for _, p := range byKind(ms, "PodDisruptionBudget") {
 		checkPDB(t, p, deps)
@@ -129,8 +131,9 @@ func TestKubernetesManifests(t *testing.T) {
 		checkServiceMonitor(t, s, byKind(ms, "Service"))
 	}
 	for _, n := range byKind(ms, "NetworkPolicy") {
-		checkNetworkPolicy(t, n, deps, cfg)
+		checkNetworkPolicy(t, n, workloads, cfg)
 	}
+	checkRedis(t, byKind(ms, "StatefulSet"), cfg)
 	for _, c := range byKind(ms, "Certificate") {
 		checkCertificate(t, c, deps, cfg)
 	}
@@ -522,4 +525,24 @@ func first(l []string) string {
 		return ""
 	}
 	return l[0]
+}
+
+// checkRedis: the replicas share a Redis of the manifests, which keeps
+// its data (an append-only file on a claimed volume).
+func checkRedis(t *testing.T, sets []manifest, cfg *config.Config) {
+	if !cfg.Cluster.Enabled() {
+		t.Error("caliop.yml: cluster.redis unset: the replicas would not share policies and pins")
+		return
+	}
+	if len(sets) != 1 || sets[0].name() != "caliop-redis" || !strings.Contains(cfg.Cluster.Redis, "//caliop-redis:") {
+		t.Errorf("cluster.redis %q: want the StatefulSet caliop-redis of redis.yaml", cfg.Cluster.Redis)
+		return
+	}
+	containers := list(sets[0].doc, "spec", "template", "spec", "containers")
+	if len(containers) != 1 || !slices.Contains(strList(containers[0], "args"), "--appendonly") {
+		t.Errorf("%s: Redis without --appendonly yes would restart empty", sets[0])
+	}
+	if len(list(sets[0].doc, "spec", "volumeClaimTemplates")) == 0 {
+		t.Errorf("%s: no volume claim: the append-only file would go with the pod", sets[0])
+	}
 }
