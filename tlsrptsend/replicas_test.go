@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/caliop/relay/internal/redistest"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -36,6 +37,21 @@ func TestReplicasOnRedis(t *testing.T) {
 	m := miniredis.RunT(t)
 	testReplicas(t, func() Store {
 		st, err := store.OpenRedis(store.RedisOptions{URL: "redis://" + m.Addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}
+
+// TestReplicasOnRedisServer: the same on a real redis-server (skipped
+// without one, unless CALIOP_E2E is set).
+func TestReplicasOnRedisServer(t *testing.T) {
+	t.Parallel()
+	addr, _ := redistest.Start(t)
+	testReplicas(t, func() Store {
+		st, err := store.OpenRedis(store.RedisOptions{URL: "redis://" + addr})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,4 +9,7 @@ import (
 	_ "github.com/caliop/relay/delivery"
 	_ "github.com/caliop/relay/relay"
 	_ "github.com/caliop/relay/resolver"
+	_ "github.com/caliop/relay/store"
+	_ "github.com/caliop/relay/tlsrptsend"
+	_ "github.com/caliop/relay/wkdcache"
 )
