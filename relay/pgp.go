@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"time"
@@ -61,8 +60,35 @@ var _ delivery.EncryptedBody = traced{}
 // delivery's protection label.
 func (t traced) Encrypted() bool { return t.encrypted }
 
-func (t traced) Reader() io.Reader { return io.MultiReader(bytes.NewReader(t.head), t.body.Reader()) }
+func (t traced) Reader() io.Reader { return &prefixed{head: t.head, body: t.body.Reader()} }
 func (t traced) Size() int64       { return int64(len(t.head)) + t.body.Size() }
+
+// prefixed reads head, then body. Unlike io.MultiReader's, its WriteTo
+// allocates no 32 KiB buffer per message: the delivery copies bodies with
+// io.Copy, which takes WriteTo first.
+type prefixed struct {
+	head []byte
+	body io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.head) > 0 {
+		n := copy(b, p.head)
+		p.head = p.head[n:]
+		return n, nil
+	}
+	return p.body.Read(b)
+}
+
+func (p *prefixed) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(p.head)
+	p.head = p.head[n:]
+	if err != nil {
+		return int64(n), err
+	}
+	m, err := io.Copy(w, p.body)
+	return int64(n) + m, err
+}
 
 // bodyFor returns what goes to recipients with keys (encrypted to them,
 // unless the message must be left alone) or without (unchanged), with the
