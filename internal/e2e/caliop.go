@@ -118,7 +118,7 @@ func (c Config) YAML() string {
 	fmt.Fprintf(&b, "  mx_port: %d\n", c.MXPort)
 	fmt.Fprintf(&b, "  default: %s\n", def(c.Default, "encrypt"))
 	fmt.Fprintf(&b, "  delivery_timeout: %s\n", timeout)
-	b.WriteString("  reuse: {idle: 10s, max_messages: 100}\n")
+	b.WriteString("  reuse: {idle: 10s}\n") // max_messages: the default
 	fmt.Fprintf(&b, "metrics: {listen: %q}\n", c.Metrics)
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", def(c.LogLevel, "info"))
 	if c.Redis != "" {
