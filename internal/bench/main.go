@@ -21,7 +21,7 @@
 //
 // Run it with `make bench`, or:
 //
-//	go run ./internal/bench [-caliop bin/caliop] [-sessions 20,100] [-messages 5000,10000]
+//	go run ./internal/bench [-caliop bin/caliop] [-sessions 20,100] [-messages 20000,20000]
 //
 // It needs smtp-source from the postfix package (not a running Postfix).
 // Every run checks that the sink received exactly the messages sent and,
@@ -62,7 +62,7 @@ func main() {
 	var sessions, messages string
 	flag.StringVar(&o.caliop, "caliop", "", "caliop binary (default: build one)")
 	flag.StringVar(&sessions, "sessions", "20,100", "smtp-source parallel sessions, one run each")
-	flag.StringVar(&messages, "messages", "5000,10000", "messages per run, one per -sessions value")
+	flag.StringVar(&messages, "messages", "20000,20000", "messages per run, one per -sessions value (runs of a few seconds: shorter ones are noisy)")
 	flag.IntVar(&o.size, "size", 4096, "message payload bytes (smtp-source -l)")
 	flag.IntVar(&o.latencyN, "latency", 500, "sequential messages for the latency measure")
 	flag.BoolVar(&o.keepConn, "d", true, "smtp-source -d: keep each session's connection for its next message")
