@@ -206,7 +206,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.smtp.Shutdown(ctx)
 	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-		s.smtp.Close()
+		// go-smtp's Close does nothing once Shutdown has begun: cut
+		// the connections still open here (Close is idempotent).
+		for _, c := range open {
+			c.Close()
+		}
 		return err
 	}
 	return nil

@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -54,4 +55,24 @@ func TestShutdown(t *testing.T) {
 	if n := len(mx.Messages()); n != 1 {
 		t.Errorf("messages: %d", n)
 	}
+}
+
+// TestShutdownGraceEnds: a transaction still open when the grace period
+// ends is cut, and Shutdown returns.
+func TestShutdownGraceEnds(t *testing.T) {
+	t.Parallel()
+	h, _ := startMX(t, mxtest.Behavior{}, nil)
+	stuck := h.dial()
+	stuck.ehlo()
+	stuck.envelope("alice@sender.example", "bob@example.org")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	if !stuck.closed() {
+		t.Error("the transaction's connection is still open after the grace")
+	}
+	<-h.done
+	h.done <- nil // for the harness's cleanup
 }

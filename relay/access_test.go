@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +102,31 @@ func TestShutdownAnswers421(t *testing.T) {
 	}
 	if n := len(mx.Messages()); n != 1 {
 		t.Errorf("MX stored %d messages, want 1", n)
+	}
+}
+
+// TestShutdownGraceEnds: a transaction that does not finish within the
+// grace period is cut when it ends, and Shutdown returns.
+func TestShutdownGraceEnds(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.mx("mx1.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx1.example.test")
+	stuck := dialRaw(t, w.smtp)
+	stuck.must("EHLO mta.test", "250")
+	stuck.must("MAIL FROM:<a@origin.test>", "250")
+	stuck.must("RCPT TO:<b@example.test>", "250")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := w.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Shutdown took %v", el)
+	}
+	stuck.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := stuck.r.ReadString('\n'); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the stuck session is still open after the grace: %v", err)
 	}
 }

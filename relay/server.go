@@ -144,13 +144,7 @@ func (s *Server) serve(srv *smtp.Server, l net.Listener) error {
 // what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	s.mu.Lock()
-	idle := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		idle = append(idle, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range idle {
+	for _, sess := range s.open() {
 		sess.closeIfIdle()
 	}
 	errc := make(chan error, 2)
@@ -164,10 +158,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		s.smtp.Close()
-		s.lmtp.Close()
+		// go-smtp's Close does nothing once Shutdown has begun: cut the
+		// sessions still open here. A connection that never said EHLO
+		// ends at go-smtp's read timeout.
+		for _, sess := range s.open() {
+			sess.conn.Close()
+		}
 	}
 	return err
+}
+
+// open lists the sessions open now (a copy: closing one untracks it).
+func (s *Server) open() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
 }
 
 func (s *Server) track(sess *session, on bool) {
