@@ -64,6 +64,17 @@ func runCmd(timeout time.Duration, name string, args ...string) (string, error) 
 	return string(b), err
 }
 
+// runCmdEnv is runCmd with extra environment variables.
+func runCmdEnv(timeout time.Duration, env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = time.Second
+	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
 // runStdout runs a command with a time bound and returns its standard
 // output; standard error goes into the error, if any.
 func runStdout(timeout time.Duration, name string, args ...string) (string, error) {

@@ -224,7 +224,14 @@ func TestInboundTLSVersions(t *testing.T) {
 
 	// posttls-finger, at the secure level: the chain must verify against
 	// the test CA and the certificate match the MX name.
-	out, err := runCmd(30*time.Second, bin["posttls-finger"], "-c", "-t", "10", "-T", "10",
+	// Its own (empty) configuration directory: the Debian package's "No
+	// configuration" install has no /etc/postfix/main.cf.
+	etc := filepath.Join(dir, "postfix-etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(etc, "main.cf"), "compatibility_level = 3.6\n")
+	out, err := runCmdEnv(30*time.Second, []string{"MAIL_CONFIG=" + etc}, bin["posttls-finger"], "-c", "-t", "10", "-T", "10",
 		"-l", "secure", "-F", caFile, "["+host+"]:"+p, mxName)
 	t.Logf("posttls-finger:\n%s", out)
 	if err != nil {
