@@ -62,6 +62,16 @@ func (a Address) String() string {
 	return b.String()
 }
 
+// Key is the address as a lookup key (WKD, per-address settings): the
+// local part's content, "@", the domain. It is not quoted, so it is
+// never written in a command: that is Path's job.
+func (a Address) Key() string {
+	if a.IsNull() {
+		return ""
+	}
+	return a.Local + "@" + a.Domain
+}
+
 // Path is the address as a reverse-path or forward-path: "<" String ">"
 // (RFC 5321 §4.1.2). Every command Caliop writes takes addresses from
 // here.

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/internal/smtpreply"
 )
 
@@ -103,9 +105,9 @@ func (c *client) maxSize() int64 {
 
 // transaction is one MAIL, its RCPTs and the body.
 type transaction struct {
-	from   string
+	from   address.Address
 	params string // MAIL parameters, each with a leading space
-	to     []string
+	to     []address.Address
 	body   io.Reader
 }
 
@@ -125,13 +127,13 @@ func (c *client) send(tx transaction) (outcome, error) {
 	}
 	var out outcome
 	var err error
-	if out.mail, err = c.cmd("MAIL FROM:<%s>%s", tx.from, tx.params); err != nil || out.mail.Code != 250 {
+	if out.mail, err = c.cmd("MAIL FROM:%s%s", tx.from.Path(), tx.params); err != nil || out.mail.Code != 250 {
 		return out, err
 	}
 	c.dirty = true
 	accepted := 0
 	for _, rcpt := range tx.to {
-		r, err := c.cmd("RCPT TO:<%s>", rcpt)
+		r, err := c.cmd("RCPT TO:%s", rcpt.Path())
 		if err != nil {
 			return out, err
 		}
@@ -161,9 +163,9 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	var out outcome
 	w := c.text.W
 	c.queueReset()
-	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", tx.from, tx.params)
+	writeMail(w, tx.from, tx.params)
 	for _, rcpt := range tx.to {
-		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
+		writeRcpt(w, rcpt)
 	}
 	w.WriteString("DATA\r\n")
 	if err := c.flush(); err != nil {
@@ -211,10 +213,9 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 
 // mail sends MAIL FROM, with the RSET a reused connection owes ahead of it
 // in the same write, and returns the reply to MAIL.
-func (c *client) mail(from, params string) (*smtp.SMTPError, error) {
-	w := c.text.W
+func (c *client) mail(from address.Address, params string) (*smtp.SMTPError, error) {
 	c.queueReset()
-	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\n", from, params)
+	writeMail(c.text.W, from, params)
 	if err := c.flush(); err != nil {
 		return nil, err
 	}
@@ -227,17 +228,17 @@ func (c *client) mail(from, params string) (*smtp.SMTPError, error) {
 // mailRcpt sends MAIL FROM and a first RCPT TO, in one write with the
 // owed RSET under PIPELINING (RFC 2920 §3.1), one after the other without.
 // rcpt is nil when MAIL was refused or the connection broke before.
-func (c *client) mailRcpt(from, params, to string) (mail, rcpt *smtp.SMTPError, err error) {
+func (c *client) mailRcpt(from address.Address, params string, to address.Address) (mail, rcpt *smtp.SMTPError, err error) {
 	if !c.has("PIPELINING") {
 		if mail, err = c.mail(from, params); err != nil || mail.Code != 250 {
 			return mail, nil, err
 		}
-		rcpt, err = c.cmd("RCPT TO:<%s>", to)
+		rcpt, err = c.cmd("RCPT TO:%s", to.Path())
 		return mail, rcpt, err
 	}
-	w := c.text.W
 	c.queueReset()
-	fmt.Fprintf(w, "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\n", from, params, to)
+	writeMail(c.text.W, from, params)
+	writeRcpt(c.text.W, to)
 	if err := c.flush(); err != nil {
 		return nil, nil, err
 	}
@@ -252,6 +253,22 @@ func (c *client) mailRcpt(from, params, to string) (mail, rcpt *smtp.SMTPError, 
 		return mail, nil, err // the RCPT reply is a 503 of no interest
 	}
 	return mail, rcpt, err
+}
+
+// writeMail buffers "MAIL FROM:<path> params": the path from the one
+// address writer (DESIGN.md invariant 8).
+func writeMail(w *bufio.Writer, from address.Address, params string) {
+	w.WriteString("MAIL FROM:")
+	w.WriteString(from.Path())
+	w.WriteString(params)
+	w.WriteString("\r\n")
+}
+
+// writeRcpt buffers "RCPT TO:<path>".
+func writeRcpt(w *bufio.Writer, to address.Address) {
+	w.WriteString("RCPT TO:")
+	w.WriteString(to.Path())
+	w.WriteString("\r\n")
 }
 
 // errStale: a reused connection failed its RSET; the server closed it or

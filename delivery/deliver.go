@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
@@ -40,7 +41,7 @@ type Body interface {
 
 // Envelope is what MAIL FROM says about a message.
 type Envelope struct {
-	From string
+	From address.Address
 	// EightBit is set when the body holds 8-bit bytes: the MX must offer
 	// 8BITMIME (RFC 6152).
 	EightBit bool
@@ -58,7 +59,7 @@ type Envelope struct {
 type Request struct {
 	Plan policy.Plan
 	Envelope
-	To   []string
+	To   []address.Address
 	Body Body
 }
 

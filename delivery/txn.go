@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 )
@@ -24,7 +25,7 @@ type Txn struct {
 	mx       policy.MX
 	plan     policy.Plan
 	env      Envelope
-	to       []string
+	to       []address.Address
 	accepted int
 	start    time.Time
 	broken   bool
@@ -34,7 +35,7 @@ type Txn struct {
 // FROM, and gives it the first recipient, to. On success it returns the
 // transaction and the MX's reply to that RCPT (which may be a refusal);
 // otherwise no transaction and the reply that sums up the failures.
-func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to string) (*Txn, *smtp.SMTPError) {
+func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to address.Address) (*Txn, *smtp.SMTPError) {
 	var t *Txn
 	var rcpt *smtp.SMTPError
 	fail, class := d.tryEach(ctx, plan, env, func(mx policy.MX, addr string) *failure {
@@ -59,7 +60,7 @@ func (d *Deliverer) Open(ctx context.Context, plan policy.Plan, env Envelope, to
 // open sends MAIL and the first RCPT on a connection to addr: a pooled one
 // unless fresh. stale reports a pooled connection found dead; nothing was
 // sent.
-func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to string, mx policy.MX, addr string, fresh bool) (_ *Txn, rcpt *smtp.SMTPError, _ *failure, stale bool) {
+func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to address.Address, mx policy.MX, addr string, fresh bool) (_ *Txn, rcpt *smtp.SMTPError, _ *failure, stale bool) {
 	t0 := d.now()
 	req := Request{Plan: plan, Envelope: env}
 	c, key, reused, f := d.acquire(ctx, plan, mx, addr, fresh)
@@ -107,17 +108,17 @@ func (t *Txn) bind(ctx context.Context) func() bool {
 func (t *Txn) MX() string { return t.mx.Host }
 
 // Rcpt sends RCPT TO and returns the MX's reply, naming it.
-func (t *Txn) Rcpt(ctx context.Context, to string) *smtp.SMTPError {
+func (t *Txn) Rcpt(ctx context.Context, to address.Address) *smtp.SMTPError {
 	if t.broken {
 		return t.lost()
 	}
 	defer t.bind(ctx)()
-	r, err := t.c.cmd("RCPT TO:<%s>", to)
+	r, err := t.c.cmd("RCPT TO:%s", to.Path())
 	return t.rcptReply(to, r, err)
 }
 
 // rcptReply records the MX's reply to RCPT TO:<to> and names the MX in it.
-func (t *Txn) rcptReply(to string, r *smtp.SMTPError, err error) *smtp.SMTPError {
+func (t *Txn) rcptReply(to address.Address, r *smtp.SMTPError, err error) *smtp.SMTPError {
 	if err != nil {
 		t.broken = true
 		t.noteFailed(metrics.FailureNetwork, 1)

@@ -71,10 +71,12 @@ func start(t *testing.T, nextHop string, mod func(*Options)) *harness {
 	return h
 }
 
-// startMX runs a plaintext fake next hop (mxtest) and a Server before it.
+// startMX runs a plaintext fake next hop (mxtest) that offers XCLIENT,
+// as Postfix does to a host it authorises, and a Server before it.
 func startMX(t *testing.T, b mxtest.Behavior, mod func(*Options)) (*harness, *mxtest.Server) {
 	t.Helper()
 	b.NoSTARTTLS = true
+	b.XCLIENT = true
 	mx := mxtest.Start(t, "postfix.test", nil, b)
 	return start(t, mx.Addr, mod), mx
 }

@@ -19,6 +19,11 @@ import (
 // hide the client from its restrictions, so the session does not.
 var errXCLIENT = errors.New("XCLIENT refused")
 
+// errNoXCLIENT: the next hop does not offer XCLIENT (with ADDR) to
+// Caliop. It would see every client as Caliop, which it trusts, and relay
+// for them (DESIGN.md invariant 5): no transaction goes to it.
+var errNoXCLIENT = errors.New("next hop does not offer XCLIENT ADDR to Caliop: list Caliop's source address in its smtpd_authorized_xclient_hosts, or set inbound.next_hop_xclient: false if it must not trust Caliop's address")
+
 // nextHop is a session's SMTP connection to the MTA behind (RFC 5321,
 // client side): plaintext, on loopback or a trusted network.
 type nextHop struct {
@@ -40,14 +45,14 @@ func (s *Server) dialNextHop(p peer) (*nextHop, error) {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	h := &nextHop{conn: conn, text: textproto.NewConn(conn), helo: p.helo, timeout: o.NextHopTimeout}
-	if err := h.open(o.Hostname, p); err != nil {
+	if err := h.open(o.Hostname, p, o.AllowNoXCLIENT); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return h, nil
 }
 
-func (h *nextHop) open(hostname string, p peer) error {
+func (h *nextHop) open(hostname string, p peer, allowNoXCLIENT bool) error {
 	h.conn.SetDeadline(time.Now().Add(h.timeout))
 	if r, err := h.reply(); err != nil || r.Code != 220 {
 		return fmt.Errorf("greeting: %w", errors.Join(err, replyErr(r)))
@@ -56,10 +61,13 @@ func (h *nextHop) open(hostname string, p peer) error {
 		return err
 	}
 	offered, ok := h.ext["XCLIENT"]
-	cmd := xclientCommand(offered, p)
-	if !ok || cmd == "" {
-		return nil
+	if !ok || !offersADDR(offered) {
+		if allowNoXCLIENT {
+			return nil
+		}
+		return errNoXCLIENT
 	}
+	cmd := xclientCommand(offered, p)
 	// XCLIENT_README: the server answers with a new greeting (220; 250
 	// before Postfix 2.3) and the session starts over.
 	if r, err := h.cmd("%s", cmd); err != nil || !positive(r) {

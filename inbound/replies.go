@@ -15,6 +15,10 @@ var (
 	errNeedTLS = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 	// DESIGN.md invariant 5: only the operator's domains.
 	errRelayDenied = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relaying denied"}
+	// DESIGN.md invariant 5: no "%", "!" or "@" in a local part (the
+	// next hop would route user%other@domain onward; Postfix
+	// allow_untrusted_routing = no, which it cannot apply to Caliop).
+	errRoutingDenied = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "source routing not accepted: %, ! or @ in the local part"}
 	// The next hop is down, timed out, or broke off before MAIL or RCPT
 	// was answered: nothing was accepted.
 	errNextHop = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Next hop unavailable, try again later"}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,18 @@ type Options struct {
 	// a recipient's domain (after IDNA ToASCII, lowercase) must be one.
 	Domains []string
 	NextHop string // host:port of the MTA behind, e.g. 127.0.0.1:10026
-	// Dial opens the connection to the next hop; nil: a net.Dialer.
+	// Dial opens the connection to the next hop; nil: a net.Dialer from
+	// NextHopSource.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NextHopSource is the address connections to the next hop are made
+	// from: the one the next hop must list in
+	// smtpd_authorized_xclient_hosts. Zero: the system's choice.
+	NextHopSource netip.Addr
+	// AllowNoXCLIENT lets mail through to a next hop that does not offer
+	// XCLIENT with ADDR. It then sees every client as Caliop: it must not
+	// relay for Caliop's address. Off, such a next hop gets no
+	// transaction and MAIL is answered 451 4.3.0.
+	AllowNoXCLIENT bool
 	TLS  *tls.Config // STARTTLS certificate; nil: STARTTLS not offered
 	// RequireTLSFrom lists sender (MAIL FROM) domains that must use TLS;
 	// RequireTLSAll requires it from every sender.
@@ -148,7 +159,11 @@ func withDefaults(o Options) Options {
 		o.Now = time.Now
 	}
 	if o.Dial == nil {
-		o.Dial = (&net.Dialer{}).DialContext
+		d := &net.Dialer{}
+		if o.NextHopSource.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: o.NextHopSource.AsSlice()}
+		}
+		o.Dial = d.DialContext
 	}
 	orDefault(&o.MaxMessageSize, defaultMaxMessageSize)
 	orDefault(&o.MemoryBuffer, defaultMemoryBuffer)

@@ -2,15 +2,16 @@ package inbound
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
-	"golang.org/x/net/idna"
+
+	"github.com/caliop/relay/address"
 )
 
 // session is one client session, and its connection to the next hop,
@@ -35,6 +36,7 @@ type session struct {
 type txn struct {
 	id       string
 	domain   string // sender domain, "" for the null sender
+	utf8     bool   // MAIL carried SMTPUTF8 (RFC 6531 §3.4)
 	received receivedInfo
 	rcpts    int // recipients the next hop accepted
 }
@@ -64,7 +66,12 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	if opts == nil {
 		opts = &smtp.MailOptions{}
 	}
-	domain := senderDomain(from)
+	sender, err := address.Parse(from, address.Sender, opts.UTF8)
+	if err != nil {
+		sess.log.Info("bad sender", zap.String("from", from), zap.Error(err))
+		return err
+	}
+	domain := sender.Domain
 	isTLS := sess.c.isTLS()
 	if !isTLS && (sess.s.opts.RequireTLSAll || sess.s.partners[domain]) {
 		sess.log.Info("tls required", zap.String("domain", domain))
@@ -81,7 +88,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	if refused != nil {
 		return refused
 	}
-	reply, err := h.cmd("MAIL FROM:<%s>%s", from, params)
+	reply, err := h.cmd("MAIL FROM:%s%s", sender.Path(), params)
 	if err != nil {
 		sess.dropHop("mail", err)
 		return errNextHop
@@ -89,7 +96,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	if !positive(reply) {
 		return sess.passOn(reply)
 	}
-	sess.txn = &txn{id: newID(), domain: domain, received: sess.receivedInfo()}
+	sess.txn = &txn{id: newID(), domain: domain, utf8: opts.UTF8, received: sess.receivedInfo()}
 	sess.s.opts.Stats.add(domain, isTLS)
 	sess.s.opts.Metrics.InboundSession(domain, sess.c.tlsVersion())
 	return nil
@@ -109,6 +116,10 @@ func (sess *session) openHop() *nextHop {
 		sess.dropHop("reuse", nil)
 	}
 	h, err := sess.s.dialNextHop(sess.peer(helo))
+	if errors.Is(err, errNoXCLIENT) {
+		sess.log.Error("next hop refused: no XCLIENT", zap.String("next_hop", sess.s.opts.NextHop), zap.Error(err))
+		return nil
+	}
 	if err != nil {
 		sess.log.Warn("next hop unavailable", zap.String("next_hop", sess.s.opts.NextHop), zap.Error(err))
 		return nil
@@ -145,19 +156,29 @@ func (sess *session) passOn(r *smtp.SMTPError) error {
 
 // Rcpt accepts a recipient of the operator's domains that the next hop
 // accepted (RFC 5321 §4.1.1.3); others are refused without a word to the
-// next hop (DESIGN.md invariant 5).
+// next hop (DESIGN.md invariant 5), and so is a local part with a routing
+// operator: the next hop trusts Caliop and would route it onward.
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if !sess.s.domains[recipientDomain(to)] {
-		sess.log.Info("relaying denied", zap.String("to", to))
-		return errRelayDenied
-	}
 	sess.hopMu.Lock()
 	defer sess.hopMu.Unlock()
 	h := sess.hop.Load()
 	if h == nil || sess.txn == nil {
 		return errNextHop
 	}
-	reply, err := h.cmd("RCPT TO:<%s>", to)
+	rcpt, err := address.Parse(to, address.Recipient, sess.txn.utf8)
+	if err != nil {
+		sess.log.Info("bad recipient", zap.String("to", to), zap.Error(err))
+		return err
+	}
+	if rcpt.IsLiteral() || !sess.s.domains[rcpt.Domain] {
+		sess.log.Info("relaying denied", zap.String("to", to))
+		return errRelayDenied
+	}
+	if rcpt.HasRoutingOperator() {
+		sess.log.Info("routing operator refused", zap.String("to", to))
+		return errRoutingDenied
+	}
+	reply, err := h.cmd("RCPT TO:%s", rcpt.Path())
 	if err != nil {
 		sess.dropHop("rcpt", err)
 		return errNextHop
@@ -192,34 +213,6 @@ func (sess *session) Logout() error {
 		h.conn.Close()
 	}
 	return nil
-}
-
-// recipientDomain is the domain of a forward-path as a lowercase A-label
-// (IDNA 2008 lookup rules, RFC 5891 §5), "" if it has none. An address
-// literal never matches a domain.
-func recipientDomain(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return ""
-	}
-	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(addr[at+1:], "."))
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(ascii)
-}
-
-// senderDomain is the domain of a reverse-path, as recipientDomain, "" for
-// the null sender; a domain that is not a valid name is kept lowercase.
-func senderDomain(from string) string {
-	at := strings.LastIndexByte(from, '@')
-	if at < 0 {
-		return ""
-	}
-	if d := recipientDomain(from); d != "" {
-		return d
-	}
-	return strings.ToLower(from[at+1:])
 }
 
 func newID() string {

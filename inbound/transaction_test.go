@@ -154,7 +154,7 @@ func TestDeliveredMessage(t *testing.T) {
 				t.Fatalf("next hop: %d messages, %d MAIL; want 1 and 1", len(msgs), mx.MailCount())
 			}
 			m := msgs[0]
-			if m.From != "alice@sender.example" || strings.Join(m.To, ",") != "bob@example.org,carol@EXAMPLE.ORG" {
+			if m.From != "alice@sender.example" || strings.Join(m.To, ",") != "bob@example.org,carol@example.org" {
 				t.Errorf("envelope %q → %q", m.From, m.To)
 			}
 			received, body := splitReceived(t, m.Data)

@@ -22,6 +22,17 @@ const unavailable = "[UNAVAILABLE]"
 // (XCLIENT_README note 1: 512 characters for SMTP commands).
 const maxXCLIENT = 510
 
+// offersADDR reports whether the XCLIENT keyword's attributes include
+// ADDR, the one that matters for the next hop's relay restrictions.
+func offersADDR(offered string) bool {
+	for _, a := range strings.Fields(offered) {
+		if strings.EqualFold(a, "ADDR") {
+			return true
+		}
+	}
+	return false
+}
+
 // xclientCommand builds "XCLIENT NAME=... ADDR=... PORT=... PROTO=...
 // HELO=..." with the attributes the next hop lists after its XCLIENT EHLO
 // keyword (Postfix XCLIENT_README), "" when it lists none of them. A HELO

@@ -102,13 +102,13 @@ func TestXCLIENT(t *testing.T) {
 		{"all attributes", "NAME ADDR PORT PROTO HELO LOGIN DESTADDR", "EHLO", map[string]string{"NAME": "[UNAVAILABLE]", "ADDR": "127.0.0.1", "PORT": "*", "PROTO": "ESMTP", "HELO": "client.example"}},
 		{"some attributes", "addr helo", "EHLO", map[string]string{"ADDR": "127.0.0.1", "HELO": "client.example"}},
 		{"HELO client", "ADDR PROTO", "HELO", map[string]string{"ADDR": "127.0.0.1", "PROTO": "SMTP"}},
-		{"not offered", "", "EHLO", nil},
+		{"not offered, allowed by the operator", "", "EHLO", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := startFake(t, tc.offered, "220 fake.test ESMTP")
-			h := start(t, f.addr, nil)
+			h := start(t, f.addr, func(o *Options) { o.AllowNoXCLIENT = tc.want == nil })
 			c := h.dial()
 			c.cmd(tc.greeting+" client.example", 250, "")
 			c.envelope("alice@sender.example", "bob@example.org")
@@ -146,6 +146,28 @@ func TestXCLIENT(t *testing.T) {
 			for _, l := range lines[1:] {
 				if tc.want == nil && strings.HasPrefix(l, "XCLIENT") {
 					t.Errorf("XCLIENT sent though not offered: %q", l)
+				}
+			}
+		})
+	}
+}
+
+// TestNoXCLIENTFailsClosed: a next hop that does not offer XCLIENT, or
+// offers it without ADDR, would see every client as Caliop and relay for
+// it: MAIL gets 451 4.3.0 and nothing reaches the next hop.
+func TestNoXCLIENTFailsClosed(t *testing.T) {
+	t.Parallel()
+	for name, offered := range map[string]string{"not offered": "", "without ADDR": "NAME HELO"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := startFake(t, offered, "220 fake.test ESMTP")
+			h := start(t, f.addr, nil)
+			c := h.dial()
+			c.ehlo()
+			c.cmd("MAIL FROM:<alice@sender.example>", 451, "4.3.0")
+			for _, l := range f.seen() {
+				if strings.HasPrefix(l, "MAIL") || strings.HasPrefix(l, "XCLIENT") {
+					t.Errorf("next hop saw %q", l)
 				}
 			}
 		})

@@ -77,7 +77,7 @@ func (p *Policy) ModeFor(addr string) Mode {
 	if m, ok := p.Destinations[a]; ok {
 		return m
 	}
-	_, domain, _ := strings.Cut(a, "@")
+	domain := a[strings.LastIndexByte(a, '@')+1:]
 	if m, ok := p.Destinations[domain]; ok {
 		return m
 	}

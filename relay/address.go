@@ -6,60 +6,45 @@ import (
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
 	"github.com/emersion/go-smtp"
-	"golang.org/x/net/idna"
+
+	"github.com/caliop/relay/address"
 )
 
 // recipient is one RCPT TO address and its destination domain.
 type recipient struct {
-	addr   string // as the MTA gave it
-	domain string // lowercase A-label: the route
+	raw  string          // as go-smtp gave it: the key of LMTP replies
+	addr address.Address // addr.Domain is the route
 	// key is the recipient's OpenPGP key when the message is to be
 	// encrypted to it; recipients with and without keys take separate
 	// routes (separate downstream transactions).
 	key *openpgp.Entity
 }
 
+// domain is the destination domain, a lowercase A-label: the route.
+func (r recipient) domain() string { return r.addr.Domain }
+
 // routeKey identifies the downstream transaction r belongs to.
 func (r recipient) routeKey() string {
 	if r.key != nil {
-		return r.domain + " (pgp)"
+		return r.domain() + " (pgp)"
 	}
-	return r.domain
+	return r.domain()
 }
 
-// parseRecipient finds the route of a forward-path (RFC 5321 §4.1.2).
-// Address literals are refused: Caliop relays to domains only.
-func parseRecipient(addr string) (recipient, error) {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 {
-		return recipient{}, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Recipient address must be local-part@domain"}
+// parseRecipient parses a forward-path (RFC 5321 §4.1.2; non-ASCII only
+// with SMTPUTF8, RFC 6531 §3.4) and checks that it has a route: address
+// literals are refused, since Caliop relays to domains only, and so is a
+// name of one label.
+func parseRecipient(raw string, utf8 bool) (recipient, error) {
+	a, err := address.Parse(raw, address.Recipient, utf8)
+	if err != nil {
+		return recipient{}, err
 	}
-	d := addr[at+1:]
-	if strings.HasPrefix(d, "[") {
+	if a.IsLiteral() {
 		return recipient{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: "Address literals are not relayed"}
 	}
-	// IDNA 2008 lookup rules: U-labels become A-labels (RFC 5891 §5).
-	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
-	if err != nil || !validDomain(ascii) {
-		return recipient{}, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: "Bad recipient domain " + d}
+	if !strings.Contains(a.Domain, ".") {
+		return recipient{}, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: "Bad recipient domain " + a.Domain}
 	}
-	return recipient{addr: addr, domain: strings.ToLower(ascii)}, nil
-}
-
-// validDomain accepts LDH names with at least two labels.
-func validDomain(d string) bool {
-	if len(d) > 253 || !strings.Contains(d, ".") {
-		return false
-	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, c := range l {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return recipient{raw: raw, addr: a}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/message"
 	"github.com/caliop/relay/policy"
@@ -97,9 +98,9 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			replies := sess.deliverRoute(ctx, rt, sp)
-			for i, addr := range rt.addrs {
+			for i, raw := range rt.raws {
 				for range rt.count[i] {
-					status.SetStatus(addr, replies[i])
+					status.SetStatus(raw, replies[i])
 				}
 			}
 		}()
@@ -173,7 +174,8 @@ func allTemporary(replies []*smtp.SMTPError) bool {
 // many times each was given.
 type route struct {
 	domain string
-	addrs  []string
+	raws   []string          // as the MTA gave them (LMTP reply keys)
+	addrs  []address.Address // the same, parsed
 	count  []int
 	keys   []*openpgp.Entity // encrypted route: the recipients' keys
 }
@@ -186,14 +188,15 @@ func byRoute(rcpts []recipient) []route {
 		if !ok {
 			i = len(out)
 			index[r.routeKey()] = i
-			out = append(out, route{domain: r.domain})
+			out = append(out, route{domain: r.domain()})
 		}
 		rt := &out[i]
 		j := 0
-		for j < len(rt.addrs) && rt.addrs[j] != r.addr {
+		for j < len(rt.raws) && rt.raws[j] != r.raw {
 			j++
 		}
-		if j == len(rt.addrs) {
+		if j == len(rt.raws) {
+			rt.raws = append(rt.raws, r.raw)
 			rt.addrs = append(rt.addrs, r.addr)
 			rt.count = append(rt.count, 0)
 			if r.key != nil {

@@ -38,9 +38,9 @@ func (sess *session) decide(r *recipient) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
 	defer cancel()
-	key, reply := sess.s.opts.PGP.Decide(ctx, r.addr)
+	key, reply := sess.s.opts.PGP.Decide(ctx, r.addr.Key())
 	if reply != nil {
-		sess.s.noteRefused(r.domain, metrics.FailurePolicy, 1)
+		sess.s.noteRefused(r.domain(), metrics.FailurePolicy, 1)
 		return reply
 	}
 	r.key = key

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
@@ -47,7 +48,7 @@ type Refetcher interface {
 // Deliverer sends mail downstream: whole (LMTP) or step by step (SMTP).
 type Deliverer interface {
 	Deliver(ctx context.Context, req delivery.Request) delivery.Result
-	Open(ctx context.Context, plan policy.Plan, env delivery.Envelope, to string) (*delivery.Txn, *smtp.SMTPError)
+	Open(ctx context.Context, plan policy.Plan, env delivery.Envelope, to address.Address) (*delivery.Txn, *smtp.SMTPError)
 }
 
 // Options configure a Server. Every outside dependency is a field.

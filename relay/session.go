@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
 )
 
@@ -29,7 +30,7 @@ type session struct {
 	busy bool       // inside a transaction
 
 	id   string
-	from string
+	from address.Address
 	opts smtp.MailOptions
 	rcpt []recipient
 	// SMTP mode only: the transaction's route and its downstream side.
@@ -83,11 +84,17 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 			return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "REQUIRETLS needs a TLS session: use STARTTLS first"}
 		}
 	}
+	utf8 := opts != nil && opts.UTF8
+	a, err := address.Parse(from, address.Sender, utf8)
+	if err != nil {
+		sess.log.Info("bad sender", zap.String("from", from), zap.Error(err))
+		return err
+	}
 	sess.mu.Lock()
 	sess.busy = true
 	sess.mu.Unlock()
 	sess.id = newID()
-	sess.from = from
+	sess.from = a
 	if opts != nil {
 		sess.opts = *opts
 	}
@@ -97,7 +104,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt accepts a recipient: in LMTP at once (its reply comes after DATA),
 // in SMTP after the destination MX accepted it.
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	r, err := parseRecipient(to)
+	r, err := parseRecipient(to, sess.opts.UTF8)
 	if err != nil {
 		return err
 	}
@@ -115,11 +122,11 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // recipient of that route to the destination MX.
 func (sess *session) rcptSMTP(r recipient) error {
 	if sess.route != "" && r.routeKey() != sess.routeKey {
-		what := r.domain
-		if r.domain == sess.route {
-			what = r.addr + " (encrypted separately)"
+		what := r.domain()
+		if r.domain() == sess.route {
+			what = r.addr.String() + " (encrypted separately)"
 			if r.key == nil {
-				what = r.addr + " (not encrypted)"
+				what = r.addr.String() + " (not encrypted)"
 			}
 		}
 		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + what + " goes in another transaction"}
@@ -127,11 +134,11 @@ func (sess *session) rcptSMTP(r recipient) error {
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
 	defer cancel()
 	if sess.txn == nil {
-		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain)
+		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
 		if err != nil {
-			reply := planReply(r.domain, err)
-			sess.s.noteRefused(r.domain, planFailure(err), 1)
-			sess.log.Info("no route", zap.String("domain", r.domain), zap.Error(err))
+			reply := planReply(r.domain(), err)
+			sess.s.noteRefused(r.domain(), planFailure(err), 1)
+			sess.log.Info("no route", zap.String("domain", r.domain()), zap.Error(err))
 			return reply
 		}
 		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size, RequireTLS: sess.opts.RequireTLS}
@@ -144,7 +151,7 @@ func (sess *session) rcptSMTP(r recipient) error {
 		if txn == nil {
 			return reply
 		}
-		sess.txn, sess.route, sess.routeKey = txn, r.domain, r.routeKey()
+		sess.txn, sess.route, sess.routeKey = txn, r.domain(), r.routeKey()
 		return sess.accepted(r, reply)
 	}
 	return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
@@ -167,7 +174,7 @@ func (sess *session) Reset() {
 	if sess.txn != nil {
 		sess.txn.Close()
 	}
-	sess.from, sess.opts, sess.rcpt, sess.route, sess.routeKey, sess.txn = "", smtp.MailOptions{}, nil, "", "", nil
+	sess.from, sess.opts, sess.rcpt, sess.route, sess.routeKey, sess.txn = address.Null, smtp.MailOptions{}, nil, "", "", nil
 	sess.mu.Lock()
 	sess.busy = false
 	sess.mu.Unlock()

@@ -208,8 +208,11 @@ func (e *entry) result(cached bool) Result {
 }
 
 func normalise(address string) string {
-	local, domain, _ := strings.Cut(address, "@")
-	return local + "@" + strings.ToLower(strings.TrimSuffix(domain, "."))
+	i := strings.LastIndexByte(address, '@')
+	if i < 0 {
+		return address
+	}
+	return address[:i+1] + strings.ToLower(strings.TrimSuffix(address[i+1:], "."))
 }
 
 func parseKey(b []byte) *openpgp.Entity {

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/metrics"
@@ -66,18 +66,26 @@ func tlsrptMailer(engine *policy.Engine, d *delivery.Deliverer) tlsrptsend.SendM
 	quiet := *d
 	quiet.Report = nil
 	return func(ctx context.Context, from, to string, msg []byte) error {
-		_, domain, ok := strings.Cut(to, "@")
-		if !ok {
-			return fmt.Errorf("report address %q has no domain", to)
+		// The rua comes from DNS: parsed like any address from outside.
+		rcpt, err := address.Parse(to, address.Recipient, false)
+		if err != nil {
+			return fmt.Errorf("report address %q: %w", to, err)
 		}
-		plan, err := engine.PlanWithoutPolicies(ctx, domain)
+		if rcpt.IsLiteral() {
+			return fmt.Errorf("report address %q: address literals are not relayed", to)
+		}
+		sender, err := address.Parse(from, address.Sender, false)
+		if err != nil {
+			return fmt.Errorf("report sender %q: %w", from, err)
+		}
+		plan, err := engine.PlanWithoutPolicies(ctx, rcpt.Domain)
 		if err != nil {
 			return err
 		}
 		res := quiet.Deliver(ctx, delivery.Request{
 			Plan:     plan,
-			Envelope: delivery.Envelope{From: from, Size: int64(len(msg))},
-			To:       []string{to},
+			Envelope: delivery.Envelope{From: sender, Size: int64(len(msg))},
+			To:       []address.Address{rcpt},
 			Body:     byteBody(msg),
 		})
 		if r := res.Replies[0]; r.Code != 250 {

@@ -33,6 +33,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	c := &conn{Conn: raw, s: l.s, cur: raw, br: bufio.NewReader(raw)}
 	l.s.mu.Lock()
 	l.s.connections++
+	l.s.sources = append(l.s.sources, raw.RemoteAddr().String())
 	l.s.conns[c] = struct{}{}
 	l.s.mu.Unlock()
 	return c, nil
@@ -150,6 +151,13 @@ func (c *conn) command(line []byte) bool {
 		}
 		c.startTLS()
 		return false
+	case "XCLIENT":
+		if !c.s.behavior.XCLIENT {
+			return true // go-smtp answers 500
+		}
+		// XCLIENT_README: the session starts over with a new greeting.
+		c.reply("220 " + c.s.Name + " ESMTP")
+		return false
 	case "EHLO", "HELO":
 		c.needEHLO = false
 		c.ehlo = verb == "EHLO"
@@ -262,6 +270,9 @@ func (c *conn) ehloReply(lines [][]byte) []byte {
 	}
 	if isTLS && c.s.behavior.REQUIRETLS {
 		kept = append(kept, "REQUIRETLS")
+	}
+	if c.s.behavior.XCLIENT {
+		kept = append(kept, "XCLIENT NAME ADDR PORT PROTO HELO")
 	}
 	for _, l := range lines[1:] {
 		kept = append(kept, string(bytes.TrimRight(l[4:], "\r\n")))

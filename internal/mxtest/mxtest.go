@@ -61,6 +61,10 @@ type Behavior struct {
 	REQUIRETLS bool          // advertise REQUIRETLS after STARTTLS and accept the MAIL parameter (RFC 8689)
 	MaxSize    int64         // go-smtp MaxMessageBytes, advertised as SIZE; 0: no limit
 	Delay      time.Duration // wait after the body before the final DATA reply
+	// XCLIENT advertises "XCLIENT NAME ADDR PORT PROTO HELO" and answers
+	// the command with a new 220 greeting, as Postfix does for a host in
+	// smtpd_authorized_xclient_hosts (XCLIENT_README).
+	XCLIENT bool
 }
 
 // Message is a message the server accepted.
@@ -89,6 +93,7 @@ type Server struct {
 	mailCount   int
 	connections int
 	commands    []string
+	sources     []string // client addresses of the connections, in order
 	conns       map[*conn]struct{}
 }
 
@@ -208,6 +213,14 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.connections
+}
+
+// Sources returns the client address (ip:port) of each connection
+// accepted, in order.
+func (s *Server) Sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sources)
 }
 
 // Commands returns the command lines received, without CRLF, in order,
