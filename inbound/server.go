@@ -53,7 +53,7 @@ type Options struct {
 	// relay for Caliop's address. Off, such a next hop gets no
 	// transaction and MAIL is answered 451 4.3.0.
 	AllowNoXCLIENT bool
-	TLS  *tls.Config // STARTTLS certificate; nil: STARTTLS not offered
+	TLS            *tls.Config // STARTTLS certificate; nil: STARTTLS not offered
 	// RequireTLSFrom lists sender (MAIL FROM) domains that must use TLS;
 	// RequireTLSAll requires it from every sender.
 	RequireTLSFrom []string

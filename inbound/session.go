@@ -2,8 +2,8 @@ package inbound
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
