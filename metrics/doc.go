@@ -56,6 +56,7 @@
 //	| `caliop_wkd_key_changes_total` | counter | — | keys that replaced a pinned key neither expired nor revoked |
 //	| `caliop_pgp_messages_total` | counter | `decision` (encrypted, no-key, already-encrypted, autocrypt-setup, mailing-list, dkim) | outbound message copies by PGP decision, when PGP is on (one copy per destination route) |
 //	| `caliop_inbound_sessions_total` | counter | `domain` (sending domain of MAIL FROM, `<>` for the null sender), `tls_version` (1.2, 1.3, none) | inbound transactions whose MAIL the next hop accepted |
+//	| `caliop_auth_failures_total` | counter | `reason` (bad-credentials, rate-limited) | SMTP AUTH failures on the outbound listeners: an unknown user or a wrong password, or an attempt refused unchecked because its address failed too often |
 //	| `caliop_tlsrpt_reports_total` | counter | `transport` (https, mailto), `result` (ok, error) | TLS-RPT reports sent |
 //	| `caliop_certificate_expiry_timestamp_seconds` | gauge | `host` | expiry of the current inbound certificate of each host (Unix time) |
 //	| `caliop_metrics_domain_overflow_total` | counter | — | observations whose domain label was folded into a provider or other |

@@ -289,3 +289,18 @@ func (m *Metrics) TLSRPTPublished(dst Destination, published bool) {
 		g.Set(0)
 	}
 }
+
+// Reasons of caliop_auth_failures_total.
+const (
+	AuthBadCredentials = "bad-credentials" // unknown user or wrong password
+	AuthRateLimited    = "rate-limited"    // refused before checking: too many failures from the address
+)
+
+var authReasons = []string{AuthBadCredentials, AuthRateLimited}
+
+// AuthFailure counts an SMTP AUTH failure (caliop_auth_failures_total).
+func (m *Metrics) AuthFailure(reason string) {
+	if m != nil {
+		m.authFailures.WithLabelValues(oneOf(reason, authReasons)).Inc()
+	}
+}

@@ -52,6 +52,7 @@ type Metrics struct {
 	tlsrptReceived *prometheus.CounterVec
 	tlsrptPartner  *prometheus.GaugeVec
 	certs          *funcCollector
+	authFailures   *prometheus.CounterVec
 }
 
 // New makes every series and registers it on reg, which should be the
@@ -132,12 +133,15 @@ func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 		tlsrpt: counter("caliop_tlsrpt_reports_total",
 			"TLS-RPT reports sent, by transport (https, mailto) and result (ok, error).",
 			"transport", "result"),
+		authFailures: counter("caliop_auth_failures_total",
+			"SMTP AUTH failures on the outbound listeners, by reason (bad-credentials, rate-limited).",
+			"reason"),
 		certs: newFuncCollector(prometheus.NewDesc("caliop_certificate_expiry_timestamp_seconds",
 			"When the inbound certificate of each host expires, in seconds since the Unix epoch.", []string{"host"}, nil)),
 	}
 	reg.MustRegister(m.overflow, m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext,
 		m.duration, m.replies, m.stsFetches, m.stsPolicies, m.dane, m.wkdLookups, m.wkdDuration, m.wkdChanges,
-		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs)
+		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs, m.authFailures)
 	if version != "" {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "caliop_build_info", Help: "Always 1; the version label names the build.",
@@ -162,6 +166,9 @@ func (m *Metrics) zero() {
 	}
 	for _, d := range pgpDecisions {
 		m.pgp.WithLabelValues(d)
+	}
+	for _, r := range authReasons {
+		m.authFailures.WithLabelValues(r)
 	}
 	for _, t := range tlsrptTransports {
 		m.tlsrpt.WithLabelValues(t, "ok")

@@ -59,13 +59,16 @@ type world struct {
 }
 
 type worldOpts struct {
-	users     map[string]string
-	untrusted bool
-	timeout   time.Duration
-	overrides map[string]policy.Requirement
-	tls       bool
-	sts       bool // enable MTA-STS (policies published with stsPolicy)
-	dane      bool // enable DANE; every DNS answer is marked DNSSEC-authentic
+	users      map[string]string
+	untrusted  bool
+	trusted    []netip.Prefix // replaces 127.0.0.0/8 when set
+	authLimits AuthLimits
+	connLimits ConnLimits
+	timeout    time.Duration
+	overrides  map[string]policy.Requirement
+	tls        bool
+	sts        bool // enable MTA-STS (policies published with stsPolicy)
+	dane       bool // enable DANE; every DNS answer is marked DNSSEC-authentic
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
 	pgp                 Encrypter // Options.PGP
@@ -127,10 +130,15 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if o.untrusted {
 		trusted = nil
 	}
+	if o.trusted != nil {
+		trusted = o.trusted
+	}
 	opts := Options{
 		Hostname:            "relay.test",
 		Trusted:             trusted,
 		Users:               o.users,
+		AuthLimits:          o.authLimits,
+		ConnLimits:          o.connLimits,
 		MaxMessageSize:      1 << 20,
 		MemoryBuffer:        4 << 10,
 		SpoolDir:            t.TempDir(),

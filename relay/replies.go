@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
@@ -51,6 +52,27 @@ func planFailure(err error) string {
 		return metrics.FailureDNS
 	}
 	return metrics.FailureOther
+}
+
+// errAuthRateLimited: the client's address had too many AUTH failures
+// lately (RFC 4954 §6: 454 4.7.0 temporary authentication failure).
+var errAuthRateLimited = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures from your address, try again later"}
+
+// errTooManyAuthFailures ends a connection that failed AUTH too often.
+func errTooManyAuthFailures(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many authentication failures, closing connection"}
+}
+
+// errTooManyConnections refuses a connection over a listener limit
+// (RFC 5321 §3.8).
+func errTooManyConnections(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many connections, try again later"}
+}
+
+// replyLine is r as one reply line, CRLF included.
+func replyLine(r *smtp.SMTPError) string {
+	ec := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, ec[0], ec[1], ec[2], r.Message)
 }
 
 // noteRefused counts n recipients of domain refused before any delivery.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -58,6 +57,10 @@ type Options struct {
 	Trusted []netip.Prefix
 	// Users may relay after SMTP AUTH over TLS: name → bcrypt hash.
 	Users map[string]string
+	// AuthLimits bound password guessing; ConnLimits the connections
+	// the listeners take.
+	AuthLimits AuthLimits
+	ConnLimits ConnLimits
 	// TLS enables STARTTLS on the listeners (and so AUTH); nil disables it.
 	TLS             *tls.Config
 	MaxMessageSize  int64
@@ -90,6 +93,11 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+
+	conns        *connCounter
+	authFailures *failures
+	dummyOnce    sync.Once
+	dummy        []byte
 }
 
 // New builds a Server; call Serve for each listener.
@@ -103,7 +111,10 @@ func New(o Options) *Server {
 	if o.Parallel < 1 {
 		o.Parallel = 1
 	}
-	s := &Server{opts: o, sessions: map[*session]struct{}{}}
+	o.AuthLimits = o.AuthLimits.withDefaults()
+	o.ConnLimits = o.ConnLimits.withDefaults()
+	s := &Server{opts: o, sessions: map[*session]struct{}{}, authFailures: newFailures(o.AuthLimits, o.Now)}
+	s.conns = newConnCounter(o.ConnLimits, s.trusted)
 	s.smtp, s.lmtp = s.newSMTP(false), s.newSMTP(true)
 	return s
 }
@@ -133,7 +144,7 @@ func (s *Server) ServeSMTP(l net.Listener) error { return s.serve(s.smtp, l) }
 func (s *Server) ServeLMTP(l net.Listener) error { return s.serve(s.lmtp, l) }
 
 func (s *Server) serve(srv *smtp.Server, l net.Listener) error {
-	err := srv.Serve(&drainListener{Listener: l, s: s})
+	err := srv.Serve(&listener{Listener: l, s: s})
 	if errors.Is(err, smtp.ErrServerClosed) || s.draining.Load() {
 		return nil
 	}
@@ -169,6 +180,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// dummyHash is the bcrypt hash an unknown user's password is checked
+// against, made at the first use.
+func (s *Server) dummyHash() []byte {
+	s.dummyOnce.Do(func() { s.dummy = dummyHash(s.opts.Users) })
+	return s.dummy
+}
+
+// trusted reports whether a is in the trusted networks.
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.opts.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // open lists the sessions open now (a copy: closing one untracks it).
 func (s *Server) open() []*session {
 	s.mu.Lock()
@@ -187,25 +215,6 @@ func (s *Server) track(sess *session, on bool) {
 		s.sessions[sess] = struct{}{}
 	} else {
 		delete(s.sessions, sess)
-	}
-}
-
-// drainListener answers 421 to connections accepted while draining
-// (RFC 5321 §3.8) instead of handing them to go-smtp.
-type drainListener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *drainListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil || !l.s.draining.Load() {
-			return c, err
-		}
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c, shuttingDownLine(l.s.opts.Hostname))
-		c.Close()
 	}
 }
 

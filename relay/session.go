@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -24,6 +23,8 @@ type session struct {
 	lmtp   bool
 	remote netip.Addr
 	user   string // authenticated user, "" if none
+	// authFails counts AUTH failures on this connection (AuthLimits).
+	authFails int
 	log    *zap.Logger
 
 	mu   sync.Mutex // guards busy against closeIfIdle
@@ -54,15 +55,7 @@ func (s *Server) newSession(c *smtp.Conn, lmtp bool) (smtp.Session, error) {
 
 // mayRelay applies DESIGN.md invariant 5: trusted networks or SMTP AUTH.
 func (sess *session) mayRelay() bool {
-	if sess.user != "" {
-		return true
-	}
-	for _, p := range sess.s.opts.Trusted {
-		if p.Contains(sess.remote) {
-			return true
-		}
-	}
-	return false
+	return sess.user != "" || sess.s.trusted(sess.remote)
 }
 
 // Mail starts a transaction if the client may relay.
@@ -208,17 +201,17 @@ func (sess *session) closeIfIdle() {
 // with 421 at any time) and closes the connection. go-smtp's Reject would
 // say "4.4.5 Too busy", which is not why.
 func (sess *session) hangUp() {
-	nc := sess.conn.Conn()
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	io.WriteString(nc, shuttingDownLine(sess.s.opts.Hostname))
+	sess.hangUpWith(errShuttingDown(sess.s.opts.Hostname))
 	sess.conn.Close()
 }
 
-// shuttingDownLine is the 421 reply, CRLF included, for a session that
-// ends because the relay stops.
-func shuttingDownLine(host string) string {
-	e := errShuttingDown(host)
-	return fmt.Sprintf("%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+// hangUpWith says r and closes the network connection; go-smtp's next
+// read fails and it ends the session. Safe while go-smtp holds its lock.
+func (sess *session) hangUpWith(r *smtp.SMTPError) {
+	nc := sess.conn.Conn()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(nc, replyLine(r))
+	nc.Close()
 }
 
 func errShuttingDown(host string) *smtp.SMTPError {
