@@ -68,6 +68,7 @@ type Outbound struct {
 	Domains         map[string]DomainPolicy `yaml:"domains"`
 	TLS             CertFiles               `yaml:"tls"`
 	Auth            Auth                    `yaml:"auth"`
+	Limits          OutboundLimits          `yaml:"limits"`
 	Reuse           Reuse                   `yaml:"reuse"`
 	// Parallel bounds the destination domains one LMTP transaction
 	// delivers to at once.
@@ -89,9 +90,21 @@ type CertFiles struct {
 	Key  string `yaml:"key"`
 }
 
-// Auth lists SMTP AUTH users: name → bcrypt hash.
+// Auth lists SMTP AUTH users (name → bcrypt hash) and bounds password
+// guessing per client address: past MaxFailuresPerIP failures within
+// FailureWindow, AUTH gets 454 4.7.0 unchecked.
 type Auth struct {
-	Users map[string]string `yaml:"users"`
+	Users            map[string]string `yaml:"users"`
+	MaxFailuresPerIP int               `yaml:"max_failures_per_ip"`
+	FailureWindow    Duration          `yaml:"failure_window"`
+}
+
+// OutboundLimits bound the connections the SMTP and LMTP listeners take
+// together: in all, per trusted client address, per other address.
+type OutboundLimits struct {
+	MaxConnections  int `yaml:"max_connections"`
+	MaxPerTrustedIP int `yaml:"max_per_trusted_ip"`
+	MaxPerIP        int `yaml:"max_per_ip"`
 }
 
 // Reuse bounds downstream connection caching. MaxMessages defaults to
@@ -181,6 +194,8 @@ func Defaults() *Config {
 			MaxMessageSize:  50 << 20,
 			MemoryBuffer:    1 << 20,
 			Reuse:           Reuse{Idle: Duration(10 * time.Second), MaxMessages: 500},
+			Auth:            Auth{MaxFailuresPerIP: 10, FailureWindow: Duration(10 * time.Minute)},
+			Limits:          OutboundLimits{MaxConnections: 1000, MaxPerTrustedIP: 200, MaxPerIP: 20},
 			Parallel:        8,
 		},
 		Inbound: inboundDefaults(),
@@ -263,6 +278,14 @@ func (c *Config) finish() error {
 	}
 	if (o.TLS.Cert == "") != (o.TLS.Key == "") {
 		return bad("outbound.tls", "cert and key go together")
+	}
+	for key, v := range map[string]int{"outbound.limits.max_connections": o.Limits.MaxConnections, "outbound.limits.max_per_trusted_ip": o.Limits.MaxPerTrustedIP, "outbound.limits.max_per_ip": o.Limits.MaxPerIP, "outbound.auth.max_failures_per_ip": o.Auth.MaxFailuresPerIP} {
+		if v < 1 {
+			return bad(key, "%d: must be at least 1", v)
+		}
+	}
+	if o.Auth.FailureWindow <= 0 {
+		return bad("outbound.auth.failure_window", "must be positive")
 	}
 	if err := o.checkUsers(); err != nil {
 		return err

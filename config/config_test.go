@@ -127,3 +127,28 @@ func TestShippedExample(t *testing.T) {
 		t.Errorf("partner.example override = %+v, %v", d, ok)
 	}
 }
+
+// TestOutboundLimits: the listener and AUTH limits have defaults that
+// never bite a local MTA, and refuse nonsense.
+func TestOutboundLimits(t *testing.T) {
+	base := "hostname: relay.example.net\ndns: {servers: [\"127.0.0.1\"]}\n"
+	c, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Outbound
+	if o.Limits != (OutboundLimits{MaxConnections: 1000, MaxPerTrustedIP: 200, MaxPerIP: 20}) || o.Auth.MaxFailuresPerIP != 10 || time.Duration(o.Auth.FailureWindow) != 10*time.Minute {
+		t.Errorf("defaults: limits %+v, auth %+v", o.Limits, o.Auth)
+	}
+	for src, want := range map[string]string{
+		"outbound:\n  limits: {max_per_ip: 0}\n":         "outbound.limits.max_per_ip: 0: must be at least 1",
+		"outbound:\n  auth: {max_failures_per_ip: -1}\n": "outbound.auth.max_failures_per_ip: -1",
+		"outbound:\n  auth: {failure_window: 0s}\n":      "outbound.auth.failure_window: must be positive",
+		"outbound:\n  limits: {max_connections: 0}\n":    "outbound.limits.max_connections",
+		"outbound:\n  limits: {max_per_trusted_ip: 0}\n": "outbound.limits.max_per_trusted_ip",
+	} {
+		if _, err := Parse([]byte(base + src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", src, err, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +21,13 @@ type Inbound struct {
 	Hostname string   `yaml:"hostname"`
 	Domains  []string `yaml:"domains"`
 	NextHop  string   `yaml:"next_hop"`
+	// NextHopXCLIENT requires the next hop to offer XCLIENT (with ADDR)
+	// to Caliop; false lets mail through to one that does not, which
+	// then sees every client as Caliop.
+	NextHopXCLIENT bool `yaml:"next_hop_xclient"`
+	// NextHopSource is the IP address connections to the next hop are
+	// made from; default: the address of Listen when it names one.
+	NextHopSource string `yaml:"next_hop_source"`
 	// RequireTLSFrom lists sender domains that must use STARTTLS.
 	RequireTLSFrom []string `yaml:"require_tls_from"`
 	// RequireTLS "all" requires STARTTLS from every sender.
@@ -80,9 +88,10 @@ const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
 
 func inboundDefaults() Inbound {
 	return Inbound{
-		NextHop:     "127.0.0.1:10026",
-		HTTPSListen: ":443",
-		MTASTS:      InboundMTASTS{Mode: "enforce", MaxAge: Duration(7 * 24 * time.Hour)},
+		NextHop:        "127.0.0.1:10026",
+		NextHopXCLIENT: true,
+		HTTPSListen:    ":443",
+		MTASTS:         InboundMTASTS{Mode: "enforce", MaxAge: Duration(7 * 24 * time.Hour)},
 		Limits: Limits{
 			MaxConnections: 1000, MaxPerIP: 20, MaxLine: 2000, MaxErrors: 10,
 			CommandTimeout: Duration(5 * time.Minute), MinDataRate: 1 << 10,
@@ -115,6 +124,9 @@ func (c *Config) finishInbound() error {
 			return bad(key, "%q is not host:port: %v", addr, err)
 		}
 	}
+	if err := in.finishSource(bad); err != nil {
+		return err
+	}
 	if len(in.Domains) == 0 {
 		return bad("domains", "no domain: the listener would refuse every recipient")
 	}
@@ -140,6 +152,32 @@ func (c *Config) finishInbound() error {
 		return err
 	}
 	return in.Limits.check(bad, in.MaxMessageSize)
+}
+
+// finishSource checks next_hop_source, or makes it the address of listen
+// when that names one (not ":25", "0.0.0.0:25" or "[::]:25") of the
+// next hop's address family.
+func (in *Inbound) finishSource(bad func(string, string, ...any) error) error {
+	hopHost, _, _ := net.SplitHostPort(in.NextHop)
+	hop, hopErr := netip.ParseAddr(hopHost)
+	sameFamily := func(a netip.Addr) bool { return hopErr != nil || a.Is4() == hop.Unmap().Is4() }
+	if in.NextHopSource == "" {
+		host, _, _ := net.SplitHostPort(in.Listen)
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() && sameFamily(a.Unmap()) {
+			in.NextHopSource = a.Unmap().String()
+		}
+		return nil
+	}
+	a, err := netip.ParseAddr(in.NextHopSource)
+	if err != nil || a.IsUnspecified() || a.Zone() != "" {
+		return bad("next_hop_source", "%q is not a unicast IP address", in.NextHopSource)
+	}
+	a = a.Unmap()
+	if !sameFamily(a) {
+		return bad("next_hop_source", "%s cannot reach next_hop %s (another address family)", a, in.NextHop)
+	}
+	in.NextHopSource = a.String()
+	return nil
 }
 
 func (in *Inbound) finishTLS(bad func(string, string, ...any) error) error {

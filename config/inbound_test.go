@@ -50,3 +50,39 @@ func TestInbound(t *testing.T) {
 		}
 	}
 }
+
+// TestNextHopSource: the source defaults to the listener's address when
+// it names one of the next hop's family; an explicit one is checked.
+func TestNextHopSource(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	os.WriteFile(key, []byte("x"), 0o600)
+	base := "hostname: relay.example.net\ndns: {servers: [\"127.0.0.1\"]}\ninbound:\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n"
+	for _, tc := range []struct{ src, source, err string }{
+		{"  listen: \":25\"\n", "", ""},
+		{"  listen: \"0.0.0.0:25\"\n", "", ""},
+		{"  listen: \"192.0.2.5:25\"\n", "192.0.2.5", ""},
+		{"  listen: \"[2001:db8::5]:25\"\n", "", ""}, // next hop 127.0.0.1: another family
+		{"  listen: \"[2001:db8::5]:25\"\n  next_hop: \"[::1]:10026\"\n", "2001:db8::5", ""},
+		{"  listen: \"192.0.2.5:25\"\n  next_hop_source: 127.0.0.1\n", "127.0.0.1", ""},
+		{"  listen: \":25\"\n  next_hop_source: localhost\n", "", `inbound.next_hop_source: "localhost" is not a unicast IP address`},
+		{"  listen: \":25\"\n  next_hop_source: \"::1\"\n", "", "inbound.next_hop_source: ::1 cannot reach next_hop 127.0.0.1:10026"},
+	} {
+		c, err := Parse([]byte(base + tc.src))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.src, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.src, err)
+		case c.Inbound.NextHopSource != tc.source || !c.Inbound.NextHopXCLIENT:
+			t.Errorf("%q: next_hop_source %q, xclient %v; want %q, true", tc.src, c.Inbound.NextHopSource, c.Inbound.NextHopXCLIENT, tc.source)
+		}
+	}
+	c, err := Parse([]byte(base + "  listen: \":25\"\n  next_hop_xclient: false\n"))
+	if err != nil || c.Inbound.NextHopXCLIENT {
+		t.Errorf("next_hop_xclient: false → %v, %v", c.Inbound.NextHopXCLIENT, err)
+	}
+}

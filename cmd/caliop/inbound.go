@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -81,8 +82,14 @@ func publishedPolicy(in config.Inbound) *mtasts.Policy {
 func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, m *metrics.Metrics, log *zap.Logger) ([]service, []func(context.Context)) {
 	in := cfg.Inbound
 	requireAll := in.RequireTLS == "all"
+	source, _ := netip.ParseAddr(in.NextHopSource) // checked by config
+	if !in.NextHopXCLIENT {
+		log.Warn("inbound.next_hop_xclient is false: the next hop sees every client as Caliop and must not relay for Caliop's address",
+			zap.String("next_hop", in.NextHop), zap.String("source", in.NextHopSource))
+	}
 	srv := inbound.New(inbound.Options{
 		Hostname: in.Hostname, Domains: in.Domains, NextHop: in.NextHop,
+		NextHopSource: source, AllowNoXCLIENT: !in.NextHopXCLIENT,
 		TLS:            certs.STARTTLSConfig(src),
 		RequireTLSFrom: in.RequireTLSFrom, RequireTLSAll: requireAll,
 		MaxMessageSize: int64(in.MaxMessageSize), MemoryBuffer: int64(cfg.Outbound.MemoryBuffer),

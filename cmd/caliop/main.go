@@ -179,9 +179,18 @@ func serveWith(cfg *config.Config, load func() (*config.Config, error), log *zap
 // outboundTLS) offers STARTTLS.
 func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, m *metrics.Metrics, log *zap.Logger) *relay.Server {
 	return relay.New(relay.Options{
-		Hostname:            cfg.Hostname,
-		Trusted:             prefixes(cfg.Outbound.TrustedNetworks),
-		Users:               cfg.Outbound.Auth.Users,
+		Hostname: cfg.Hostname,
+		Trusted:  prefixes(cfg.Outbound.TrustedNetworks),
+		Users:    cfg.Outbound.Auth.Users,
+		AuthLimits: relay.AuthLimits{
+			PerAddress: cfg.Outbound.Auth.MaxFailuresPerIP,
+			Window:     time.Duration(cfg.Outbound.Auth.FailureWindow),
+		},
+		ConnLimits: relay.ConnLimits{
+			MaxConnections:  cfg.Outbound.Limits.MaxConnections,
+			MaxPerTrustedIP: cfg.Outbound.Limits.MaxPerTrustedIP,
+			MaxPerIP:        cfg.Outbound.Limits.MaxPerIP,
+		},
 		TLS:                 tlsCfg,
 		MaxMessageSize:      int64(cfg.Outbound.MaxMessageSize),
 		MemoryBuffer:        int64(cfg.Outbound.MemoryBuffer),

@@ -70,6 +70,8 @@ type Inbound struct {
 	Hostname string   // inbound.hostname (greeting, certificate, MTA-STS mx); "" for the top-level hostname
 	Domains  []string // inbound.domains: the only recipient domains accepted
 	NextHop  string   // inbound.next_hop: the MTA's smtpd (XCLIENT), host:port
+	// NoXCLIENT writes inbound.next_hop_xclient: false.
+	NoXCLIENT bool
 	// HTTPSListen is inbound.https_listen, the MTA-STS policy host that
 	// also answers TLS-ALPN-01; "" disables it (it is always written, so
 	// that the default :443 never applies).
@@ -149,6 +151,9 @@ func (in Inbound) yaml(b *strings.Builder) {
 		}
 	}
 	opt("  ", "next_hop", in.NextHop)
+	if in.NoXCLIENT {
+		b.WriteString("  next_hop_xclient: false\n")
+	}
 	fmt.Fprintf(b, "  https_listen: %q\n", in.HTTPSListen)
 	b.WriteString("  tls:\n")
 	opt("    ", "cert", in.Cert)
@@ -179,6 +184,8 @@ func FreeAddr() (string, error) {
 type Process struct {
 	Config     Config
 	ConfigPath string
+	// Output is what the process wrote, when the starter kept it.
+	Output *LockedBuffer
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited

@@ -129,12 +129,26 @@ func startCaliop(t *testing.T, bin string, cfg Config) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Output = out
 	t.Cleanup(func() {
 		if err := p.Stop(15 * time.Second); err != nil {
 			t.Error(err)
 		}
 	})
 	return p
+}
+
+// waitOutput reports whether p wrote s within d (Caliop flushes its log
+// every 200 ms).
+func waitOutput(p *Process, s string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(p.Output.String(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 func freeAddr(t *testing.T) string {

@@ -31,14 +31,17 @@ import (
 )
 
 // TestInboundPostfixXCLIENT runs the inbound side as deploy/postfix
-// describes it: Caliop on "port 25" in front of a real Postfix smtpd that
-// authorizes it for XCLIENT. A message sent with swaks over STARTTLS from
+// describes it: Caliop on "port 25" (listening on 127.0.0.9, not
+// 127.0.0.1) in front of a real Postfix smtpd with the documented
+// master.cf options, authorizing the listener's address for XCLIENT,
+// which is where Caliop connects from. A message sent with swaks over STARTTLS from
 // 127.0.6.7 must be accepted with Postfix's own 250, queued by Postfix
 // under the original client address (XCLIENT), relayed by Postfix to its
 // store (an mxtest server), and carry Caliop's Received header naming the
 // TLS session. A recipient outside inbound.domains gets 550 5.7.1 without
 // Postfix hearing of it (the message goes on for the other recipient
-// alone), and with Postfix stopped MAIL gets 451 4.3.0.
+// alone), as does each routing form (x%other@, "x@other"@, x!other@ ...),
+// and with Postfix stopped MAIL gets 451 4.3.0.
 func TestInboundPostfixXCLIENT(t *testing.T) {
 	t.Parallel()
 	bin := requireComponents(t, "root", "postfix", "postconf", "postqueue", "swaks")
@@ -54,17 +57,19 @@ func TestInboundPostfixXCLIENT(t *testing.T) {
 	// Where Postfix delivers example.test: plaintext, so that its smtp
 	// client needs no TLS settings.
 	store := mxtest.Start(t, "store.example.test", nil, mxtest.Behavior{NoSTARTTLS: true})
-	pf := startPostfix(t, bin, postfixOptions{Main: []string{
-		"smtpd_authorized_xclient_hosts = 127.0.0.0/8",
-		"smtpd_tls_security_level = none",
-		"relay_domains = example.test",
-		"relay_transport = smtp:[127.0.0.1]:" + strconv.Itoa(port(t, store.Addr)),
-		"smtp_tls_security_level = none",
-	}})
+	const listenIP = "127.0.0.9"
+	pf := startPostfix(t, bin, postfixOptions{
+		Main: []string{
+			"relay_domains = example.test",
+			"relay_transport = smtp:[127.0.0.1]:" + strconv.Itoa(port(t, store.Addr)),
+			"smtp_tls_security_level = none",
+		},
+		Smtpd: documentedSmtpd(t, listenIP),
+	})
 
 	ca := testpki.NewCA(t)
 	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), testpki.LeafOptions{Names: []string{mxName}})
-	inAddr := freeAddr(t)
+	inAddr := freeAddrOn(t, listenIP)
 	startInbound(t, caliop, Config{
 		Hostname: "relay.test",
 		DNS:      freeAddr(t), // not used by the inbound side
@@ -178,6 +183,20 @@ func TestInboundPostfixXCLIENT(t *testing.T) {
 		t.Errorf("the foreign recipient reached Postfix:\n%s", pf.LogText())
 	}
 
+	// Routing operators in the local part: Postfix trusts Caliop and
+	// would relay them to other.test; Caliop refuses them.
+	c = smtpClient(t, inAddr, client)
+	if err := c.Mail(sender, nil); err != nil {
+		t.Fatalf("MAIL FROM:<%s>: %v", sender, err)
+	}
+	for _, r := range []string{"x%other.test@example.test", "x@other.test@example.test", "x!other.test@example.test", "other.test!x@example.test"} {
+		wantReply(t, "RCPT TO:<"+r+">", c.Rcpt(r, nil), 550, smtp.EnhancedCode{5, 7, 1})
+	}
+	c.Quit()
+	if strings.Contains(pf.LogText(), "other.test") {
+		t.Errorf("a routed recipient reached Postfix:\n%s", pf.LogText())
+	}
+
 	// Postfix down: MAIL gets 451 4.3.0, the client may retry.
 	pf.stop(t)
 	c = smtpClient(t, inAddr, client)
@@ -186,6 +205,85 @@ func TestInboundPostfixXCLIENT(t *testing.T) {
 	// Started again, so that the cleanup's stop finds it running.
 	if out, err := pf.cmd(60*time.Second, "postfix", "start"); err != nil {
 		t.Errorf("postfix start again: %v\n%s", err, out)
+	}
+}
+
+// documentedSmtpd returns the "-o" options of the next hop's smtpd in
+// deploy/postfix/master.cf, with smtpd_authorized_xclient_hosts set to
+// source, the address Caliop connects from.
+func documentedSmtpd(t *testing.T, source string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(deployDir, "postfix", "master.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []string
+	found := false
+	for _, l := range strings.Split(string(b), "\n") {
+		o, ok := strings.CutPrefix(strings.TrimSpace(l), "-o ")
+		if !ok {
+			continue
+		}
+		if name, _, _ := strings.Cut(o, "="); name == "smtpd_authorized_xclient_hosts" {
+			o, found = name+"="+source, true
+		}
+		opts = append(opts, o)
+	}
+	if !found {
+		t.Fatalf("deploy/postfix/master.cf does not authorise Caliop for XCLIENT:\n%s", b)
+	}
+	return opts
+}
+
+// TestInboundPostfixWithoutXCLIENT: a Postfix that does not authorise
+// Caliop for XCLIENT gets no transaction (MAIL 451 4.3.0, the error
+// logged naming smtpd_authorized_xclient_hosts); with
+// inbound.next_hop_xclient: false mail flows under Caliop's address and
+// a warning is logged at start.
+func TestInboundPostfixWithoutXCLIENT(t *testing.T) {
+	t.Parallel()
+	bin := requireComponents(t, "root", "postfix", "postconf", "postqueue")
+	caliop := buildCaliop(t)
+	const (
+		client = "127.0.6.8"
+		mxName = "mx.example.test"
+		rcpt   = "user@example.test"
+		sender = "a@sender.test"
+	)
+	store := mxtest.Start(t, "store.example.test", nil, mxtest.Behavior{NoSTARTTLS: true})
+	pf := startPostfix(t, bin, postfixOptions{Main: []string{
+		"relay_domains = example.test",
+		"relay_transport = smtp:[127.0.0.1]:" + strconv.Itoa(port(t, store.Addr)),
+		"smtp_tls_security_level = none",
+	}})
+	ca := testpki.NewCA(t)
+	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), testpki.LeafOptions{Names: []string{mxName}})
+	in := Inbound{Hostname: mxName, Domains: []string{"example.test"}, NextHop: pf.Smtpd, Cert: certFile, Key: keyFile}
+
+	in.Listen = freeAddr(t)
+	strict := startInbound(t, caliop, Config{Hostname: "relay.test", DNS: freeAddr(t), MXPort: 25, Inbound: in})
+	c := smtpClient(t, in.Listen, client)
+	wantReply(t, "MAIL without XCLIENT", c.Mail(sender, nil), 451, smtp.EnhancedCode{4, 3, 0})
+	c.Quit()
+	if !waitOutput(strict, "smtpd_authorized_xclient_hosts", 5*time.Second) {
+		t.Errorf("the refusal is not logged with its fix:\n%s", strict.Output.String())
+	}
+	if strings.Contains(pf.LogText(), sender) {
+		t.Errorf("MAIL reached Postfix without XCLIENT:\n%s", pf.LogText())
+	}
+
+	in.Listen, in.NoXCLIENT = freeAddr(t), true
+	lax := startInbound(t, caliop, Config{Hostname: "relay.test", DNS: freeAddr(t), MXPort: 25, Inbound: in})
+	if !waitOutput(lax, "next_hop_xclient is false", 5*time.Second) {
+		t.Errorf("no warning at start with next_hop_xclient: false:\n%s", lax.Output.String())
+	}
+	c = smtpClient(t, in.Listen, client)
+	if err := c.SendMail(sender, []string{rcpt}, strings.NewReader("Subject: no xclient\r\n\r\nhi\r\n")); err != nil {
+		t.Fatalf("with next_hop_xclient: false: %v", err)
+	}
+	store.WaitMessages(t, 1, 30*time.Second)
+	if line := pf.WaitLog(5*time.Second, "client=localhost[127.0.0.1]"); line == "" {
+		t.Errorf("Postfix did not see Caliop's address as the client:\n%s", pf.LogText())
 	}
 }
 

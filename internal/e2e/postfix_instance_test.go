@@ -27,9 +27,12 @@ type postfixInstance struct {
 	Log   string // maillog_file
 }
 
-// postfixOptions are the main.cf lines a test adds (e.g. default_transport).
+// postfixOptions are the main.cf lines a test adds (e.g.
+// default_transport), and the "-o name=value" options of its smtpd
+// service in master.cf.
 type postfixOptions struct {
-	Main []string
+	Main  []string
+	Smtpd []string
 }
 
 // startPostfix configures and starts an instance, checks it with
@@ -103,7 +106,11 @@ func startPostfix(t *testing.T, bin map[string]string, o postfixOptions) *postfi
 	}
 	main = append(main, o.Main...)
 	write(t, filepath.Join(p.etc, "main.cf"), strings.Join(main, "\n")+"\n")
-	write(t, filepath.Join(p.etc, "master.cf"), p.Smtpd+masterCF)
+	smtpdOpts := ""
+	for _, o := range o.Smtpd {
+		smtpdOpts += "  -o " + o + "\n"
+	}
+	write(t, filepath.Join(p.etc, "master.cf"), p.Smtpd+strings.Replace(masterCF, "smtpd\n", "smtpd\n"+smtpdOpts, 1))
 
 	t.Cleanup(func() {
 		if t.Failed() {
