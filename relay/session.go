@@ -25,7 +25,7 @@ type session struct {
 	user   string // authenticated user, "" if none
 	// authFails counts AUTH failures on this connection (AuthLimits).
 	authFails int
-	log    *zap.Logger
+	log       *zap.Logger
 
 	mu   sync.Mutex // guards busy against closeIfIdle
 	busy bool       // inside a transaction

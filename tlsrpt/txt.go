@@ -126,7 +126,7 @@ func mailtoAddress(u *url.URL) string {
 	if s, err := url.PathUnescape(a); err == nil {
 		a = s
 	}
-	if !strings.Contains(a, "@") || strings.ContainsAny(a, " ,<>") {
+	if !strings.Contains(a, "@") || strings.ContainsFunc(a, func(r rune) bool { return r < ' ' || r == 0x7f || strings.ContainsRune(" ,<>", r) }) {
 		return ""
 	}
 	return a

@@ -122,7 +122,7 @@ func TestPrometheusDashboards(t *testing.T) {
 	}
 
 	// The inbound side, relaying to a store that plays the MTA.
-	store := mxtest.Start(t, "store.relay.test", nil, mxtest.Behavior{NoSTARTTLS: true})
+	store := mxtest.Start(t, "store.relay.test", nil, mxtest.Behavior{NoSTARTTLS: true, XCLIENT: true})
 	certFile, keyFile := ca.WriteFiles(t, dir, testpki.LeafOptions{Names: []string{"mx.relay.test"}})
 	lmtp, metrics, inAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	promStartCaliop(t, bin, Config{

@@ -1,0 +1,52 @@
+package message
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzCRLF: whatever the body and however it is split into writes, the
+// output has no bare CR or LF (SMTP smuggling), equals the output of one
+// write, and is left unchanged by a second pass.
+// Longer runs: go test ./message -run XXX -fuzz FuzzCRLF
+func FuzzCRLF(f *testing.F) {
+	f.Add([]byte("a\r\nb\nc\rd\r\n.\r\n"), uint16(3))
+	f.Add([]byte("\n.\n"), uint16(1))
+	f.Add([]byte("x\r"), uint16(1))
+	f.Add([]byte("\r\r\n\n"), uint16(2))
+	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
+		whole := normalise(t, in, len(in))
+		parts := normalise(t, in, int(split))
+		if !bytes.Equal(whole, parts) {
+			t.Fatalf("%q: one write %q, writes split at %d %q", in, whole, split, parts)
+		}
+		for i, c := range whole {
+			if c == '\r' && (i+1 >= len(whole) || whole[i+1] != '\n') || c == '\n' && (i == 0 || whole[i-1] != '\r') {
+				t.Fatalf("%q: bare CR or LF at %d in %q", in, i, whole)
+			}
+		}
+		if again := normalise(t, whole, len(whole)); !bytes.Equal(again, whole) {
+			t.Fatalf("second pass changed %q to %q", whole, again)
+		}
+	})
+}
+
+// normalise writes in through a CRLFWriter in chunks of n bytes.
+func normalise(t *testing.T, in []byte, n int) []byte {
+	var out bytes.Buffer
+	w := NewCRLFWriter(&out)
+	if n <= 0 {
+		n = 1
+	}
+	for rest := in; len(rest) > 0; {
+		k := min(n, len(rest))
+		if _, err := w.Write(rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
