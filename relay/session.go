@@ -111,43 +111,57 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return sess.rcptSMTP(r)
 }
 
-// rcptSMTP fixes the route on the first accepted recipient and passes each
-// recipient of that route to the destination MX.
+// rcptSMTP fixes the route on the first recipient its MX accepted
+// (DESIGN.md invariant 1) and passes each recipient of that route to the
+// destination MX. Until one is accepted the downstream transaction is
+// tentative: a later recipient of the same route tries it again (no new
+// MAIL); one of another route resets and releases it and opens its own.
 func (sess *session) rcptSMTP(r recipient) error {
-	if sess.route != "" && r.routeKey() != sess.routeKey {
-		what := r.domain()
-		if r.domain() == sess.route {
-			what = r.addr.String() + " (encrypted separately)"
-			if r.key == nil {
-				what = r.addr.String() + " (not encrypted)"
-			}
+	key := r.routeKey()
+	if sess.txn != nil && key != sess.routeKey {
+		if len(sess.rcpt) > 0 {
+			return sess.otherRoute(r)
 		}
-		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + what + " goes in another transaction"}
+		sess.txn.Close()
+		sess.txn, sess.route, sess.routeKey = nil, "", ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
 	defer cancel()
-	if sess.txn == nil {
-		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
-		if err != nil {
-			reply := planReply(r.domain(), err)
-			sess.s.noteRefused(r.domain(), planFailure(err), 1)
-			sess.log.Info("no route", zap.String("domain", r.domain()), zap.Error(err))
-			return reply
-		}
-		env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size, RequireTLS: sess.opts.RequireTLS}
-		txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env, r.addr)
-		if txn == nil && reply.Code/100 == 4 {
-			if p, ok := sess.replan(ctx, plan); ok {
-				txn, reply = sess.s.opts.Deliverer.Open(ctx, p, env, r.addr)
-			}
-		}
-		if txn == nil {
-			return reply
-		}
-		sess.txn, sess.route, sess.routeKey = txn, r.domain(), r.routeKey()
-		return sess.accepted(r, reply)
+	if sess.txn != nil {
+		return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
 	}
-	return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
+	plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+	if err != nil {
+		reply := planReply(r.domain(), err)
+		sess.s.noteRefused(r.domain(), planFailure(err), 1)
+		sess.log.Info("no route", zap.String("domain", r.domain()), zap.Error(err))
+		return reply
+	}
+	env := delivery.Envelope{From: sess.from, EightBit: sess.opts.Body == smtp.Body8BitMIME, UTF8: sess.opts.UTF8, Size: sess.opts.Size, RequireTLS: sess.opts.RequireTLS}
+	txn, reply := sess.s.opts.Deliverer.Open(ctx, plan, env, r.addr)
+	if txn == nil && reply.Code/100 == 4 {
+		if p, ok := sess.replan(ctx, plan); ok {
+			txn, reply = sess.s.opts.Deliverer.Open(ctx, p, env, r.addr)
+		}
+	}
+	if txn == nil {
+		return reply
+	}
+	sess.txn, sess.route, sess.routeKey = txn, r.domain(), key
+	return sess.accepted(r, reply)
+}
+
+// otherRoute is the reply to a recipient whose route is not the one an
+// accepted recipient fixed: the MTA sends it in another transaction.
+func (sess *session) otherRoute(r recipient) error {
+	what := r.domain()
+	if r.domain() == sess.route {
+		what = r.addr.String() + " (encrypted separately)"
+		if r.key == nil {
+			what = r.addr.String() + " (not encrypted)"
+		}
+	}
+	return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients: " + what + " goes in another transaction"}
 }
 
 // accepted records r if the MX's reply to it is positive, and returns the
