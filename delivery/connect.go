@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +16,11 @@ import (
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/tlsrpt"
 )
+
+// defaultGreetingTimeout is Deliverer.GreetingTimeout when zero: with the
+// default 5-minute budget and 30 s connect timeout, at least three
+// addresses that accept and never greet are tried in turn.
+const defaultGreetingTimeout = 30 * time.Second
 
 // proof is what a connection showed about itself.
 type proof struct {
@@ -65,13 +71,23 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 	if err != nil {
 		return nil, &stepError{step: "connect", err: err}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	// The greeting, EHLO and STARTTLS get their own share of the budget;
+	// what follows, the rest of it.
+	budget, bounded := ctx.Deadline()
+	greet := time.Now().Add(cmp.Or(d.GreetingTimeout, defaultGreetingTimeout))
+	if bounded && budget.Before(greet) {
+		greet = budget
 	}
+	conn.SetDeadline(greet)
 	c := newClient(conn, host, addr)
 	if err := c.handshake(d.Hostname, req, d.tlsConfig(host, req)); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if bounded {
+		c.conn.SetDeadline(budget)
+	} else {
+		c.conn.SetDeadline(time.Time{})
 	}
 	if c.tls == nil {
 		return c, nil

@@ -77,11 +77,15 @@ type Deliverer struct {
 	Port           int            // destination port, 25
 	Roots          *x509.CertPool // WebPKI roots; nil means the system pool
 	ConnectTimeout time.Duration
-	Pool           *Pool // nil disables connection reuse
-	Log            *zap.Logger
-	Metrics        *metrics.Metrics // nil disables metrics
-	Report         tlsrpt.Recorder  // TLS-RPT outcomes of new sessions; nil: none
-	Now            func() time.Time
+	// GreetingTimeout bounds the greeting, EHLO, STARTTLS and TLS
+	// handshake of one address, so that a server that accepts and never
+	// greets (a tarpit) cannot spend the whole delivery budget; 0: 30 s.
+	GreetingTimeout time.Duration
+	Pool            *Pool // nil disables connection reuse
+	Log             *zap.Logger
+	Metrics         *metrics.Metrics // nil disables metrics
+	Report          tlsrpt.Recorder  // TLS-RPT outcomes of new sessions; nil: none
+	Now             func() time.Time
 }
 
 // Deliver tries the plan's MXs in order until one gives final replies, with

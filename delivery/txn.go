@@ -211,23 +211,34 @@ func (t *Txn) ended(r *smtp.SMTPError, err error, step string) *smtp.SMTPError {
 	return said(t.failure(), r, step)
 }
 
-// Close abandons the transaction (RSET) and releases the connection.
+// resetTimeout bounds the RSET that abandons a transaction: the
+// transaction's own budget may be spent by then (an upstream client that
+// held it open), and the RSET still deserves a chance.
+const resetTimeout = 10 * time.Second
+
+// Close abandons the transaction (RSET, under a deadline of its own) and
+// releases the connection.
 func (t *Txn) Close() {
 	if t.c == nil {
 		return
 	}
-	if !t.broken && t.c.reset() != nil {
-		t.broken = true
+	if !t.broken {
+		t.c.conn.SetDeadline(time.Now().Add(resetTimeout))
+		if t.c.reset() != nil {
+			t.broken = true
+		}
 	}
 	t.release()
 }
 
+// release pools the connection, or closes a broken one with QUIT and a
+// TLS close_notify under a fresh short deadline, as far as it will go.
 func (t *Txn) release() {
 	if t.c == nil {
 		return
 	}
 	if t.broken {
-		t.c.conn.Close()
+		t.c.close()
 	} else {
 		t.d.Pool.put(t.key, t.c)
 	}

@@ -94,6 +94,7 @@ type Server struct {
 	connections int
 	commands    []string
 	sources     []string // client addresses of the connections, in order
+	errs        []string // go-smtp's error log
 	conns       map[*conn]struct{}
 }
 
@@ -133,7 +134,7 @@ func Start(t testing.TB, name string, ca *testpki.CA, b Behavior) *Server {
 	}
 	s.Addr = ln.Addr().String()
 
-	log := &logger{t: t, prefix: "mxtest " + name + ": "}
+	log := &logger{t: t, prefix: "mxtest " + name + ": ", s: s}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = name
 	srv.ReadTimeout = ioTimeout
@@ -215,6 +216,14 @@ func (s *Server) Connections() int {
 	return s.connections
 }
 
+// Errors returns what go-smtp logged as errors (a TLS alert, a broken
+// connection), in order.
+func (s *Server) Errors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.errs)
+}
+
 // Sources returns the client address (ip:port) of each connection
 // accepted, in order.
 func (s *Server) Sources() []string {
@@ -281,6 +290,7 @@ type logger struct {
 	t      testing.TB
 	prefix string
 	done   bool
+	s      *Server // records each line (Errors)
 }
 
 func (l *logger) Printf(format string, v ...any) {
@@ -292,6 +302,9 @@ func (l *logger) Println(v ...any) {
 }
 
 func (l *logger) print(msg string) {
+	l.s.mu.Lock()
+	l.s.errs = append(l.s.errs, msg)
+	l.s.mu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.done {
