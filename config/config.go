@@ -63,6 +63,7 @@ type Outbound struct {
 	MinTLS          TLSVersion              `yaml:"min_tls"`
 	DeliveryTimeout Duration                `yaml:"delivery_timeout"`
 	ConnectTimeout  Duration                `yaml:"connect_timeout"`
+	GreetingTimeout Duration                `yaml:"greeting_timeout"`
 	MaxMessageSize  ByteSize                `yaml:"max_message_size"`
 	MemoryBuffer    ByteSize                `yaml:"memory_buffer"`
 	Domains         map[string]DomainPolicy `yaml:"domains"`
@@ -191,6 +192,7 @@ func Defaults() *Config {
 			MinTLS:          TLS12,
 			DeliveryTimeout: Duration(5 * time.Minute),
 			ConnectTimeout:  Duration(30 * time.Second),
+			GreetingTimeout: Duration(30 * time.Second),
 			MaxMessageSize:  50 << 20,
 			MemoryBuffer:    1 << 20,
 			Reuse:           Reuse{Idle: Duration(10 * time.Second), MaxMessages: 500},
@@ -256,7 +258,7 @@ func (c *Config) finish() error {
 	if o.Default != LevelEncrypt && o.Default != LevelVerify {
 		return bad("outbound.default", "%q: must be encrypt or verify (plaintext is only for a named domain)", o.Default)
 	}
-	for name, v := range map[string]Duration{"outbound.delivery_timeout": o.DeliveryTimeout, "outbound.connect_timeout": o.ConnectTimeout, "dns.timeout": c.DNS.Timeout, "outbound.reuse.idle": o.Reuse.Idle} {
+	for name, v := range map[string]Duration{"outbound.delivery_timeout": o.DeliveryTimeout, "outbound.connect_timeout": o.ConnectTimeout, "outbound.greeting_timeout": o.GreetingTimeout, "dns.timeout": c.DNS.Timeout, "outbound.reuse.idle": o.Reuse.Idle} {
 		if v < 0 || v == 0 && name != "outbound.reuse.idle" {
 			return bad(name, "must be positive")
 		}

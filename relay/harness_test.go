@@ -64,6 +64,7 @@ type worldOpts struct {
 	trusted    []netip.Prefix // replaces 127.0.0.0/8 when set
 	authLimits AuthLimits
 	connLimits ConnLimits
+	greeting   time.Duration // delivery.Deliverer.GreetingTimeout
 	timeout    time.Duration
 	overrides  map[string]policy.Requirement
 	tls        bool
@@ -112,16 +113,17 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	pool := &delivery.Pool{Idle: 5 * time.Second, MaxMessages: 100}
 	t.Cleanup(pool.Close)
 	w.deliver = &delivery.Deliverer{
-		Hostname:       "relay.test",
-		DNS:            res,
-		Dial:           w.dial,
-		Port:           25,
-		Roots:          w.ca.Pool,
-		ConnectTimeout: 2 * time.Second,
-		Pool:           pool,
-		Log:            zaptest.NewLogger(t),
-		Metrics:        w.metrics,
-		Report:         w.tally,
+		Hostname:        "relay.test",
+		DNS:             res,
+		Dial:            w.dial,
+		Port:            25,
+		Roots:           w.ca.Pool,
+		ConnectTimeout:  2 * time.Second,
+		GreetingTimeout: o.greeting,
+		Pool:            pool,
+		Log:             zaptest.NewLogger(t),
+		Metrics:         w.metrics,
+		Report:          w.tally,
 	}
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second
@@ -244,6 +246,32 @@ func (w *world) mx(host string, b mxtest.Behavior) *mxtest.Server {
 	w.mu.Unlock()
 	w.dns.Add(host + ". 60 IN A " + ip)
 	return s
+}
+
+// tarpit publishes host as an MX that accepts connections and never
+// says a word.
+func (w *world) tarpit(host string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	w.t.Cleanup(func() { close(done); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-done; c.Close() }()
+		}
+	}()
+	w.mu.Lock()
+	w.next++
+	ip := fmt.Sprintf("127.0.1.%d", w.next)
+	w.addrs[ip+":25"] = ln.Addr().String()
+	w.mu.Unlock()
+	w.dns.Add(host + ". 60 IN A " + ip)
 }
 
 // domain publishes MX records for domain, in preference order.

@@ -75,14 +75,15 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	g.closers = append(g.closers, pool.Close)
 	deliverer := &delivery.Deliverer{
-		Hostname:       cfg.Hostname,
-		DNS:            res,
-		Dial:           dialer.DialContext,
-		Port:           cfg.Outbound.MXPort,
-		ConnectTimeout: time.Duration(cfg.Outbound.ConnectTimeout),
-		Pool:           pool,
-		Log:            log.Named("delivery"),
-		Metrics:        m,
+		Hostname:        cfg.Hostname,
+		DNS:             res,
+		Dial:            dialer.DialContext,
+		Port:            cfg.Outbound.MXPort,
+		ConnectTimeout:  time.Duration(cfg.Outbound.ConnectTimeout),
+		GreetingTimeout: time.Duration(cfg.Outbound.GreetingTimeout),
+		Pool:            pool,
+		Log:             log.Named("delivery"),
+		Metrics:         m,
 	}
 	// TLS-RPT reports mail through the engine, whose MTA-STS cache
 	// itself reports to the reporter.
