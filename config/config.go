@@ -65,6 +65,7 @@ type Outbound struct {
 	ConnectTimeout  Duration                `yaml:"connect_timeout"`
 	GreetingTimeout Duration                `yaml:"greeting_timeout"`
 	MaxMessageSize  ByteSize                `yaml:"max_message_size"`
+	MaxLine         int                     `yaml:"max_line"`
 	MemoryBuffer    ByteSize                `yaml:"memory_buffer"`
 	Domains         map[string]DomainPolicy `yaml:"domains"`
 	TLS             CertFiles               `yaml:"tls"`
@@ -194,6 +195,7 @@ func Defaults() *Config {
 			ConnectTimeout:  Duration(30 * time.Second),
 			GreetingTimeout: Duration(30 * time.Second),
 			MaxMessageSize:  50 << 20,
+			MaxLine:         2000,
 			MemoryBuffer:    1 << 20,
 			Reuse:           Reuse{Idle: Duration(10 * time.Second), MaxMessages: 500},
 			Auth:            Auth{MaxFailuresPerIP: 10, FailureWindow: Duration(10 * time.Minute)},
@@ -271,6 +273,10 @@ func (c *Config) finish() error {
 	}
 	if o.MaxMessageSize <= 0 {
 		return bad("outbound.max_message_size", "must be positive")
+	}
+	if o.MaxLine < 1000 || o.MaxLine > 64<<10 {
+		// RFC 5321 §4.5.3.1.6: a text line may be 1000 octets.
+		return bad("outbound.max_line", "%d: between 1000 (RFC 5321 §4.5.3.1.6) and 65536", o.MaxLine)
 	}
 	if o.Parallel < 1 {
 		return bad("outbound.parallel", "must be at least 1")

@@ -115,13 +115,21 @@ func (c *clientConn) read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readCommand reads the next line into pending, or sets rerr.
+// readCommand reads the next line into pending, or sets rerr. A line
+// longer than Limits.MaxLine is read to its end, dropped and answered
+// 500 5.5.0; the session goes on.
 func (c *clientConn) readCommand() {
 	line, err := c.br.ReadSlice('\n')
 	switch {
-	case err == bufio.ErrBufferFull:
-		// Longer than Limits.MaxLine: go-smtp refuses it.
-		c.pending = bytes.Clone(line)
+	case err == bufio.ErrBufferFull || err == nil && len(line) > c.s.opts.Limits.MaxLine:
+		for err == bufio.ErrBufferFull {
+			_, err = c.br.ReadSlice('\n')
+		}
+		if err != nil {
+			c.rerr = err
+			return
+		}
+		c.reply("500 5.5.0 Line too long")
 	case err != nil:
 		c.pending, c.rerr = bytes.Clone(line), err
 	case c.command(line):

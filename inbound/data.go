@@ -68,6 +68,7 @@ func (sess *session) spool(r io.Reader, t *txn) (*message.Spool, error) {
 		}
 	}
 	w := message.NewCRLFWriter(sp)
+	w.LineLimit = o.Limits.MaxLine
 	_, err := io.Copy(w, p)
 	if err == nil {
 		err = w.Close()
@@ -87,6 +88,9 @@ func (sess *session) bodyError(p *pacer, err error) error {
 		return tripped // said and closed by the watchdog
 	}
 	if p.readErr == nil {
+		if errors.Is(err, message.ErrLineTooLong) {
+			return errBodyLineTooLong(sess.s.opts.Limits.MaxLine) // go-smtp reads the rest
+		}
 		return localError(err) // the spool failed; go-smtp reads the rest
 	}
 	var se *smtp.SMTPError

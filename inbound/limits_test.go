@@ -82,24 +82,33 @@ func TestTooManyErrors(t *testing.T) {
 	}
 }
 
+// TestLineTooLong: a command line over Limits.MaxLine gets 500 5.5.0 and
+// a body line over it 554 5.6.0, over DATA and BDAT (RFC 5321
+// §4.5.3.1.6); nothing reaches the next hop, and the session goes on.
 func TestLineTooLong(t *testing.T) {
 	t.Parallel()
 	h, mx := startMX(t, mxtest.Behavior{}, func(o *Options) { o.Limits.MaxLine = 1000 })
 	c := h.dial()
 	c.cmd("EHLO "+strings.Repeat("a", 990), 250, "") // within the limit
-	c.cmd("NOOP "+strings.Repeat("a", 1500), 500, "")
-	if !c.closed() {
-		t.Error("connection left open")
-	}
-	// A body line over the limit ends the session too.
-	c = h.dial()
-	c.ehlo()
+	c.cmd("NOOP "+strings.Repeat("a", 1500), 500, "5.5.0")
+	c.cmd("NOOP "+strings.Repeat("a", 5000), 500, "5.5.0") // past the read buffer
+	c.cmd("NOOP", 250, "")
+	body := "Subject: x\r\n\r\n" + strings.Repeat("b", 1500) + "\r\n"
 	c.envelope("alice@sender.example", "bob@example.org")
-	if code, _ := c.data("Subject: x\r\n\r\n" + strings.Repeat("b", 1500) + "\r\n.\r\n"); code != 500 {
-		t.Errorf("long body line: %d, want 500", code)
+	if code, msg := c.data(body + ".\r\n"); code != 554 || !strings.HasPrefix(msg, "5.6.0") {
+		t.Errorf("long body line over DATA: %d %s, want 554 5.6.0", code, msg)
 	}
-	if !c.closed() || len(mx.Messages()) != 0 {
-		t.Error("long body line: session went on or message sent")
+	c.envelope("alice@sender.example", "bob@example.org")
+	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
+	if code, msg := c.read(); code != 554 || !strings.HasPrefix(msg, "5.6.0") {
+		t.Errorf("long body line over BDAT: %d %s, want 554 5.6.0", code, msg)
+	}
+	c.envelope("alice@sender.example", "bob@example.org")
+	if code, _ := c.data("Subject: short\r\n\r\nok\r\n.\r\n"); code != 250 {
+		t.Errorf("the session did not go on: %d", code)
+	}
+	if msgs := mx.Messages(); len(msgs) != 1 || strings.Contains(string(msgs[0].Data), "bbbb") {
+		t.Errorf("next hop stored %d messages; want only the short one", len(msgs))
 	}
 }
 

@@ -31,6 +31,12 @@ var (
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 0}, Message: "Line too long, closing connection"}
 )
 
+// errBodyLineTooLong refuses a message with a line over Limits.MaxLine:
+// the same message fails the same way every time (RFC 3463 5.6.0).
+func errBodyLineTooLong(limit int) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: fmt.Sprintf("Message has a line longer than %d octets (RFC 5321 §4.5.3.1.6)", limit)}
+}
+
 // errDataTooSlow: the body came slower than Limits.MinDataRate.
 func errDataTooSlow(host string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: host + " data too slow, closing connection"}

@@ -141,7 +141,10 @@ func New(o Options) *Server {
 	srv.Domain = o.Hostname
 	// TLSConfig stays nil: clientConn runs STARTTLS (see clientConn).
 	srv.MaxMessageBytes = o.MaxMessageSize
-	srv.MaxLineLength = o.Limits.MaxLine
+	// clientConn bounds command lines and the spool body lines (both
+	// Limits.MaxLine, with a reply that keeps the session); go-smtp's
+	// own limit, which ends the session, only backs them up.
+	srv.MaxLineLength = 64 << 10
 	srv.MaxRecipients = maxRecipients
 	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout = o.Limits.CommandTimeout

@@ -2,15 +2,27 @@ package message
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 )
+
+// ErrLineTooLong: a line of the message is longer than the writer's
+// LineLimit (RFC 5321 §4.5.3.1.6). Permanent: the same message fails the
+// same way every time.
+var ErrLineTooLong = errors.New("line too long")
 
 // CRLFWriter rewrites every bare CR and bare LF to CRLF before writing, so
 // that no downstream server can read an end of data, or a line, where the
 // MTA saw none (SMTP smuggling; RFC 5321 §2.3.8 allows only CRLF).
 type CRLFWriter struct {
+	// LineLimit is the longest line allowed, CRLF included; 0: no
+	// limit. A longer line fails the Write with ErrLineTooLong.
+	LineLimit int
+
 	w   io.Writer
 	cr  bool // the last byte written was a CR whose LF is pending
+	col int  // octets of the current line written so far
 	buf []byte
 }
 
@@ -22,6 +34,9 @@ func NewCRLFWriter(w io.Writer) *CRLFWriter { return &CRLFWriter{w: w} }
 func (c *CRLFWriter) Write(p []byte) (int, error) {
 	if !c.cr && wellFormed(p) {
 		// The usual case: nothing to rewrite, no copy.
+		if err := c.measure(p); err != nil {
+			return 0, err
+		}
 		if _, err := c.w.Write(p); err != nil {
 			return 0, err
 		}
@@ -60,10 +75,38 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 		out = append(out, '\r', '\n')
 	}
 	c.buf = out
+	if err := c.measure(out); err != nil {
+		return 0, err
+	}
 	if _, err := c.w.Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// measure follows the length of the current line through out (CRLF
+// text; a held CR is not in it, and comes as the CRLF that starts the
+// next out) and fails when it passes LineLimit.
+func (c *CRLFWriter) measure(out []byte) error {
+	if c.LineLimit <= 0 {
+		return nil
+	}
+	for {
+		i := bytes.IndexByte(out, '\n')
+		if i < 0 {
+			c.col += len(out)
+			break
+		}
+		if c.col+i+1 > c.LineLimit {
+			return fmt.Errorf("%w: over %d octets", ErrLineTooLong, c.LineLimit)
+		}
+		c.col, out = 0, out[i+1:]
+	}
+	// A line not yet ended already too long (its CRLF still to come).
+	if c.col+2 > c.LineLimit && c.col > 0 {
+		return fmt.Errorf("%w: over %d octets", ErrLineTooLong, c.LineLimit)
+	}
+	return nil
 }
 
 // Close flushes a pending CR as CRLF. It does not close the writer below.

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -50,6 +51,45 @@ func TestSpoolSpillsToDisk(t *testing.T) {
 		b.ReadFrom(s.Reader())
 		if b.String() != "1234567890abc\xc3\xa9" {
 			t.Fatalf("read %d: %q", i, b.String())
+		}
+	}
+}
+
+// TestLineLimit: a line of LineLimit octets, CRLF included, passes; one
+// octet more fails with ErrLineTooLong, however it is split and whatever
+// its line ending.
+func TestLineLimit(t *testing.T) {
+	const limit = 10
+	ok := "12345678\r\n"    // 10 with CRLF
+	long := "123456789\r\n" // 11
+	for _, tc := range []struct {
+		in   string
+		fail bool
+	}{
+		{ok + ok, false},
+		{long, true},
+		{"12345678\n", false}, // bare LF made CRLF: 10
+		{"123456789\n", true},
+		{"12345678\r", false}, // held CR: 10 once ended
+		{"123456789\r", true},
+		{"12345678901", true}, // unterminated, already over
+	} {
+		for split := 1; split <= len(tc.in); split++ {
+			var out bytes.Buffer
+			w := NewCRLFWriter(&out)
+			w.LineLimit = limit
+			var err error
+			for rest := tc.in; len(rest) > 0 && err == nil; {
+				k := min(split, len(rest))
+				_, err = w.Write([]byte(rest[:k]))
+				rest = rest[k:]
+			}
+			if err == nil {
+				err = w.Close()
+			}
+			if got := errors.Is(err, ErrLineTooLong); got != tc.fail {
+				t.Errorf("%q split %d: error %v, want too long %v", tc.in, split, err, tc.fail)
+			}
 		}
 	}
 }

@@ -31,14 +31,19 @@ func (sess *session) spool(r io.Reader) (*message.Spool, error) {
 		return nil, internalError(err)
 	}
 	w := message.NewCRLFWriter(sp)
+	w.LineLimit = o.MaxLine
 	buf := copyBufs.Get().(*[]byte)
 	_, err := io.CopyBuffer(w, r, *buf)
 	copyBufs.Put(buf)
 	if err != nil {
 		sp.Close()
 		var se *smtp.SMTPError
-		if errors.As(err, &se) {
+		switch {
+		case errors.As(err, &se):
 			return nil, se // 552 message too large
+		case errors.Is(err, message.ErrLineTooLong), errors.Is(err, smtp.ErrTooLongLine):
+			// go-smtp reads the rest of the body: the session goes on.
+			return nil, errLineTooLong(o.MaxLine)
 		}
 		return nil, internalError(err)
 	}

@@ -54,6 +54,14 @@ func planFailure(err error) string {
 	return metrics.FailureOther
 }
 
+// errLineTooLong refuses a message with a line over the limit: RFC 5321
+// §4.5.3.1.6 allows 1000 octets, and the same message fails the same way
+// every time, so the refusal is permanent (RFC 3463 5.6.0: other media
+// error).
+func errLineTooLong(limit int) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: fmt.Sprintf("Message has a line longer than %d octets (RFC 5321 §4.5.3.1.6)", limit)}
+}
+
 // errAuthRateLimited: the client's address had too many AUTH failures
 // lately (RFC 4954 §6: 454 4.7.0 temporary authentication failure).
 var errAuthRateLimited = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures from your address, try again later"}

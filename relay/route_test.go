@@ -104,3 +104,41 @@ func TestTentativeRouteReused(t *testing.T) {
 		t.Errorf("MX saw %d MAIL, want 1", n)
 	}
 }
+
+// TestLongLine: a body line of 2,100 octets is refused for good (554
+// 5.6.0) over DATA and over BDAT, nothing reaches the MX, and the session
+// goes on: the next message is delivered.
+func TestLongLine(t *testing.T) {
+	t.Parallel()
+	long := "Subject: long\r\n\r\n" + strings.Repeat("x", 2098) + "\r\n"
+	for _, bdat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, worldOpts{})
+			mx := w.mx("mx.example.test", mxtest.Behavior{})
+			w.domain("example.test", "mx.example.test")
+			c := dialRaw(t, w.smtp)
+			c.must("EHLO mta.test", "250")
+			c.must("MAIL FROM:<a@origin.test>", "250")
+			c.must("RCPT TO:<b@example.test>", "250")
+			var r string
+			if bdat {
+				fmt.Fprintf(c.conn, "BDAT %d LAST\r\n%s", len(long), long)
+				r = c.reply()
+			} else {
+				c.data(long)
+				r = c.reply()
+			}
+			if !strings.HasPrefix(r, "554 5.6.0 ") {
+				t.Errorf("long line → %q, want 554 5.6.0", r)
+			}
+			c.must("MAIL FROM:<a@origin.test>", "250")
+			c.must("RCPT TO:<b@example.test>", "250")
+			c.data(simpleBody)
+			c.expect("250")
+			if msgs := mx.Messages(); len(msgs) != 1 || strings.Contains(string(msgs[0].Data), "xxxx") {
+				t.Errorf("MX stored %d messages; want only the short one", len(msgs))
+			}
+		})
+	}
+}

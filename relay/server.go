@@ -62,8 +62,12 @@ type Options struct {
 	AuthLimits AuthLimits
 	ConnLimits ConnLimits
 	// TLS enables STARTTLS on the listeners (and so AUTH); nil disables it.
-	TLS             *tls.Config
-	MaxMessageSize  int64
+	TLS            *tls.Config
+	MaxMessageSize int64
+	// MaxLine is the longest body line, CRLF included; longer gets
+	// 554 5.6.0. Default 2000 (RFC 5321 §4.5.3.1.6 says 1000; MTAs
+	// send a little more).
+	MaxLine         int
 	MemoryBuffer    int64  // body bytes kept in memory before spilling
 	SpoolDir        string // where bodies spill; "" for the system's
 	DeliveryTimeout time.Duration
@@ -83,6 +87,13 @@ type Options struct {
 	Log     *zap.Logger
 	Now     func() time.Time
 }
+
+const (
+	defaultMaxLine = 2000
+	// maxCommandLine bounds what go-smtp reads as one line: a command,
+	// or a body line whose message is refused anyway.
+	maxCommandLine = 64 << 10
+)
 
 // Server runs the outbound SMTP and LMTP listeners.
 type Server struct {
@@ -111,6 +122,7 @@ func New(o Options) *Server {
 	if o.Parallel < 1 {
 		o.Parallel = 1
 	}
+	orDefault(&o.MaxLine, defaultMaxLine)
 	o.AuthLimits = o.AuthLimits.withDefaults()
 	o.ConnLimits = o.ConnLimits.withDefaults()
 	s := &Server{opts: o, sessions: map[*session]struct{}{}, authFailures: newFailures(o.AuthLimits, o.Now)}
@@ -128,6 +140,10 @@ func (s *Server) newSMTP(lmtp bool) *smtp.Server {
 	srv.TLSConfig = s.opts.TLS
 	srv.MaxMessageBytes = s.opts.MaxMessageSize
 	srv.MaxRecipients = 1000
+	// go-smtp's own limit breaks the session (500, close) and applies
+	// to its read-ahead of BDAT chunks: set well above MaxLine, which
+	// the spool enforces with a clean 554.
+	srv.MaxLineLength = maxCommandLine
 	srv.EnableSMTPUTF8 = true
 	// RFC 8689: advertised (by go-smtp) only once the session is TLS.
 	srv.EnableREQUIRETLS = true

@@ -193,6 +193,7 @@ func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *
 		},
 		TLS:                 tlsCfg,
 		MaxMessageSize:      int64(cfg.Outbound.MaxMessageSize),
+		MaxLine:             cfg.Outbound.MaxLine,
 		MemoryBuffer:        int64(cfg.Outbound.MemoryBuffer),
 		DeliveryTimeout:     time.Duration(cfg.Outbound.DeliveryTimeout),
 		Parallel:            cfg.Outbound.Parallel,
