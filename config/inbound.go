@@ -28,6 +28,9 @@ type Inbound struct {
 	// NextHopSource is the IP address connections to the next hop are
 	// made from; default: the address of Listen when it names one.
 	NextHopSource string `yaml:"next_hop_source"`
+	// NextHopTimeout bounds the connection, greeting and each command
+	// toward the next hop.
+	NextHopTimeout Duration `yaml:"next_hop_timeout"`
 	// RequireTLSFrom lists sender domains that must use STARTTLS.
 	RequireTLSFrom []string `yaml:"require_tls_from"`
 	// RequireTLS "all" requires STARTTLS from every sender.
@@ -90,6 +93,7 @@ func inboundDefaults() Inbound {
 	return Inbound{
 		NextHop:        "127.0.0.1:10026",
 		NextHopXCLIENT: true,
+		NextHopTimeout: Duration(time.Minute),
 		HTTPSListen:    ":443",
 		MTASTS:         InboundMTASTS{Mode: "enforce", MaxAge: Duration(7 * 24 * time.Hour)},
 		Limits: Limits{
@@ -123,6 +127,9 @@ func (c *Config) finishInbound() error {
 		if _, _, err := net.SplitHostPort(addr); addr != "" && err != nil {
 			return bad(key, "%q is not host:port: %v", addr, err)
 		}
+	}
+	if in.NextHopTimeout <= 0 {
+		return bad("next_hop_timeout", "must be positive")
 	}
 	if err := in.finishSource(bad); err != nil {
 		return err

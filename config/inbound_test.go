@@ -86,3 +86,18 @@ func TestNextHopSource(t *testing.T) {
 		t.Errorf("next_hop_xclient: false → %v, %v", c.Inbound.NextHopXCLIENT, err)
 	}
 }
+
+func TestNextHopTimeout(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	os.WriteFile(key, []byte("x"), 0o600)
+	base := "hostname: relay.example.net\ndns: {servers: [\"127.0.0.1\"]}\ninbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n"
+	c, err := Parse([]byte(base))
+	if err != nil || time.Duration(c.Inbound.NextHopTimeout) != time.Minute {
+		t.Errorf("default next_hop_timeout: %v, %v; want 1m", c.Inbound.NextHopTimeout, err)
+	}
+	if _, err := Parse([]byte(base + "  next_hop_timeout: 0s\n")); err == nil || !strings.Contains(err.Error(), "inbound.next_hop_timeout: must be positive") {
+		t.Errorf("next_hop_timeout 0s: %v", err)
+	}
+}

@@ -216,12 +216,22 @@ func (c *clientConn) startTLS() {
 	c.needEHLO = true
 }
 
-// Close closes the connection once and gives back its slot.
+// Close closes the connection once and gives back its slot. Under TLS it
+// sends close_notify first (RFC 8446 §6.1), so that the client sees a
+// clean end of the session, not a truncation.
 func (c *clientConn) Close() error {
 	err := net.ErrClosed
 	c.once.Do(func() {
 		c.closed.Store(true)
-		err = c.Conn.Close()
+		c.wmu.Lock()
+		cur := c.cur
+		c.wmu.Unlock()
+		if tc, ok := cur.(*tls.Conn); ok {
+			c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			err = tc.Close()
+		} else {
+			err = c.Conn.Close()
+		}
 		c.s.release(c)
 	})
 	return err

@@ -61,8 +61,10 @@ type Options struct {
 	MaxMessageSize int64  // SIZE advertised and enforced; default 50 MiB
 	MemoryBuffer   int64  // body bytes in memory before spilling; default 1 MiB
 	SpoolDir       string // where bodies spill; "" for the system's
-	// NextHopTimeout bounds each command toward the next hop; default 5
-	// minutes (RFC 5321 §4.5.3.2).
+	// NextHopTimeout bounds the connection, the greeting and each
+	// command toward the next hop: a silent next hop costs the client
+	// that long before 451 4.3.0. Default 60 s, inside the patience of
+	// common clients.
 	NextHopTimeout time.Duration
 	// DataTimeout bounds the wait for the next hop's reply to the end of
 	// the body; default 10 minutes (RFC 5321 §4.5.3.2.6).
@@ -102,7 +104,7 @@ type Limits struct {
 const (
 	defaultMaxMessageSize = 50 << 20
 	defaultMemoryBuffer   = 1 << 20
-	defaultNextHopTimeout = 5 * time.Minute
+	defaultNextHopTimeout = time.Minute
 	defaultDataTimeout    = 10 * time.Minute
 	defaultRateWindow     = 10 * time.Second
 	// defaultKeepAlive is how often a NOOP keeps the next hop's

@@ -1,9 +1,12 @@
 package inbound
 
 import (
+	"io"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caliop/relay/internal/mxtest"
 )
@@ -130,4 +133,48 @@ func TestStatsOverflow(t *testing.T) {
 	}
 	var nilStats *Stats
 	nilStats.add("a.example", true) // must not panic
+}
+
+// TestQuitClosesTLS: QUIT gets 221, then close_notify, then the TCP
+// close: a TLS client reads a clean EOF, not a truncated session.
+func TestQuitClosesTLS(t *testing.T) {
+	t.Parallel()
+	h, _ := startMX(t, mxtest.Behavior{}, nil)
+	c := h.dial()
+	c.ehlo()
+	c.startTLS(h.ca)
+	c.ehlo()
+	c.cmd("QUIT", 221, "")
+	c.conn.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := c.conn.Read(make([]byte, 16)); err != io.EOF {
+		t.Errorf("after 221: %v, want io.EOF (close_notify); io.ErrUnexpectedEOF is a truncated session", err)
+	}
+}
+
+// TestSilentNextHop: a next hop that accepts and never greets costs the
+// client NextHopTimeout, then 451 4.3.0.
+func TestSilentNextHop(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	h := start(t, ln.Addr().String(), func(o *Options) { o.NextHopTimeout = 300 * time.Millisecond })
+	c := h.dial()
+	c.ehlo()
+	start := time.Now()
+	c.cmd("MAIL FROM:<alice@sender.example>", 451, "4.3.0")
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("451 after %v, want about the next hop timeout", took)
+	}
 }

@@ -90,6 +90,7 @@ func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, m *
 	srv := inbound.New(inbound.Options{
 		Hostname: in.Hostname, Domains: in.Domains, NextHop: in.NextHop,
 		NextHopSource: source, AllowNoXCLIENT: !in.NextHopXCLIENT,
+		NextHopTimeout: time.Duration(in.NextHopTimeout),
 		TLS:            certs.STARTTLSConfig(src),
 		RequireTLSFrom: in.RequireTLSFrom, RequireTLSAll: requireAll,
 		MaxMessageSize: int64(in.MaxMessageSize), MemoryBuffer: int64(cfg.Outbound.MemoryBuffer),
