@@ -1,10 +1,13 @@
 package inbound
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
+	"net/textproto"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,19 +139,61 @@ func TestStatsOverflow(t *testing.T) {
 }
 
 // TestQuitClosesTLS: QUIT gets 221, then close_notify, then the TCP
-// close: a TLS client reads a clean EOF, not a truncated session.
+// close. Go's TLS client reads io.EOF either way, so the test looks at
+// the raw bytes: over TLS 1.2 an alert record (type 21) is visible, and
+// it must be all that follows the 221.
 func TestQuitClosesTLS(t *testing.T) {
 	t.Parallel()
 	h, _ := startMX(t, mxtest.Behavior{}, nil)
 	c := h.dial()
 	c.ehlo()
-	c.startTLS(h.ca)
+	c.cmd("STARTTLS", 220, "2.0.0")
+	raw := &recordingConn{Conn: c.conn}
+	tc := tls.Client(raw, &tls.Config{ServerName: hostname, RootCAs: h.ca.Pool, MaxVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.text = tc, textproto.NewConn(tc)
 	c.ehlo()
 	c.cmd("QUIT", 221, "")
 	c.conn.SetReadDeadline(time.Now().Add(waitFor))
 	if _, err := c.conn.Read(make([]byte, 16)); err != io.EOF {
-		t.Errorf("after 221: %v, want io.EOF (close_notify); io.ErrUnexpectedEOF is a truncated session", err)
+		t.Errorf("after 221: %v, want io.EOF", err)
 	}
+	if last := raw.lastRecordType(); last != 21 {
+		t.Errorf("the last TLS record before the TCP close has type %d, want 21 (alert: close_notify)", last)
+	}
+}
+
+// recordingConn keeps every byte read from the connection.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (r *recordingConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.mu.Lock()
+	r.got = append(r.got, p[:n]...)
+	r.mu.Unlock()
+	return n, err
+}
+
+// lastRecordType walks the TLS records read (5-byte headers: type,
+// version, length) and returns the type of the last whole one.
+func (r *recordingConn) lastRecordType() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last := -1
+	for b := r.got; len(b) >= 5; {
+		n := 5 + int(b[3])<<8 + int(b[4])
+		if n > len(b) {
+			break
+		}
+		last, b = int(b[0]), b[n:]
+	}
+	return last
 }
 
 // TestSilentNextHop: a next hop that accepts and never greets costs the
