@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/readmetest"
 )
 
 func TestForeignRecipientIsRefusedAndNeverForwarded(t *testing.T) {
@@ -276,6 +277,30 @@ func TestBodyIsNeverReadAsCommands(t *testing.T) {
 	for _, m := range msgs {
 		if _, body := splitReceived(t, m.Data); !strings.Contains(body, "\r\nSTARTTLS\r\n") {
 			t.Errorf("body %q", body)
+		}
+	}
+}
+
+// TestRepliesAsDocumented: the replies to MAIL and RCPT are what the
+// README's table says, accepted and refused by the next hop.
+func TestRepliesAsDocumented(t *testing.T) {
+	t.Parallel()
+	h, _ := startMX(t, mxtest.Behavior{RcptReply: map[string]*smtp.SMTPError{
+		"gone@example.org": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"},
+	}}, nil)
+	v := map[string]string{"SENDER": "alice@sender.example", "RECIPIENT": "bob@example.org", "CODE": "550", "X.Y.Z": "5.1.1", "TEXT": "no such user"}
+	c := h.dial()
+	c.ehlo()
+	for _, step := range []struct{ cmd, row string }{
+		{"MAIL FROM:<alice@sender.example>", "MAIL accepted"},
+		{"RCPT TO:<gone@example.org>", "RCPT refused by the next hop"},
+		{"RCPT TO:<bob@example.org>", "RCPT accepted"},
+	} {
+		want := readmetest.Fill(readmetest.Reply(t, "..", step.row), v)
+		c.send(step.cmd)
+		code, msg := c.read()
+		if got := fmt.Sprintf("%d %s", code, msg); got != want {
+			t.Errorf("%s → %q; README says %q", step.cmd, got, want)
 		}
 	}
 }

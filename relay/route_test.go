@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/readmetest"
 )
 
 // TestRouteFixedByFirstAcceptedRecipient drives the relay as real MTAs
@@ -140,5 +141,36 @@ func TestLongLine(t *testing.T) {
 				t.Errorf("MX stored %d messages; want only the short one", len(msgs))
 			}
 		})
+	}
+}
+
+// TestRepliesAsDocumented: the replies to MAIL and RCPT are what the
+// README's table says, accepted and refused.
+func TestRepliesAsDocumented(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{})
+	w.mx("mx.example.test", mxtest.Behavior{RcptReply: map[string]*smtp.SMTPError{
+		"gone@example.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"},
+	}})
+	w.domain("example.test", "mx.example.test")
+	v := map[string]string{"SENDER": "a@origin.test", "RECIPIENT": "b@example.test", "CODE": "550", "X.Y.Z": "5.1.1", "MX": "mx.example.test", "IP": "127.0.1.1", "TEXT": "no such user"}
+	c := dialRaw(t, w.smtp)
+	c.must("EHLO mta.test", "250")
+	for _, step := range []struct{ cmd, row string }{
+		{"MAIL FROM:<a@origin.test>", "MAIL accepted"},
+		{"RCPT TO:<gone@example.test>", "RCPT refused by the destination MX"},
+		{"RCPT TO:<b@example.test>", "RCPT accepted"},
+	} {
+		want := readmetest.Fill(readmetest.Reply(t, "..", step.row), v)
+		if got := c.send(step.cmd); got != want {
+			t.Errorf("%s → %q; README says %q", step.cmd, got, want)
+		}
+	}
+	c.must("RSET", "250")
+	c.must("MAIL FROM:<a@origin.test>", "250")
+	c.must("RCPT TO:<gone@example.test>", "550")
+	want := readmetest.Reply(t, "..", "DATA or BDAT after every RCPT was refused")
+	if got := c.send("DATA"); got != want {
+		t.Errorf("DATA with no recipient → %q; README says %q", got, want)
 	}
 }
