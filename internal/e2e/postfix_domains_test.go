@@ -261,3 +261,40 @@ func TestPostfixLMTPNoSTARTTLSDefers(t *testing.T) {
 		t.Errorf("postfix queue should still hold %s (err %v):\n%s", id, err, out)
 	}
 }
+
+// TestPostfixSMTPRelayhostGreylistedFirst: Postfix as relay-host client
+// sends one message to a recipient whose MX greylists (450 at RCPT) and
+// one whose MX accepts, the greylisted one first. The greylisted
+// recipient must not fix the route: the accepting one is delivered at
+// the first attempt, once, and only the greylisted one is deferred.
+func TestPostfixSMTPRelayhostGreylistedFirst(t *testing.T) {
+	t.Parallel()
+	const grey, ok = "a@example.test", "b@second.test" // first by address and by domain
+	c := startChain(t, mxtest.Behavior{RcptReply: map[string]*smtp.SMTPError{
+		grey: {Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted, try again later"},
+	}})
+	pf := startPostfix(t, c.bin, postfixOptions{Main: []string{
+		"relayhost = [127.0.0.1]:" + strconv.Itoa(port(t, c.smtp)),
+		"default_transport = smtp",
+		"relay_transport = smtp",
+		"smtp_tls_security_level = none",
+	}})
+	marker := "caliop-e2e-" + randomHex(t)
+	id := pf.Inject(t, "sender@origin.test", []string{grey, ok}, marker)
+
+	c.mx.WaitMessages(t, 1, 30*time.Second)
+	relay := "relay=127.0.0.1[127.0.0.1]:" + strconv.Itoa(port(t, c.smtp))
+	if pf.WaitLog(10*time.Second, id+": to=<"+ok+">", relay, "status=sent") == "" {
+		t.Errorf("postfix did not deliver %s at the first attempt", ok)
+	}
+	if pf.WaitLog(10*time.Second, id+": to=<"+grey+">", "status=deferred", "450 4.7.1") == "" {
+		t.Errorf("postfix did not defer %s with the MX's 450", grey)
+	}
+	if line := pf.WaitLog(0, id+": to=<"+ok+">", "status=deferred"); line != "" {
+		t.Errorf("the accepting recipient was deferred: %s", line)
+	}
+	msgs := c.mx.Messages()
+	if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{ok}) || !strings.Contains(string(msgs[0].Data), "Subject: "+marker+"\r\n") {
+		t.Errorf("MX stored %s; want one message to %s", describe(msgs), ok)
+	}
+}
