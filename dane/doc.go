@@ -39,12 +39,22 @@
 //     §2.1.1); a domain that wants to pin the leaf publishes DANE-EE(3).
 //     OpenSSL's DANE verifier (used by Postfix) matches DANE-TA(2) only
 //     above depth 0 too.
-//   - The trust anchor certificate's own validity dates are checked, like
-//     every other certificate of a DANE-TA(2) chain: RFC 7671 exempts only
-//     DANE-EE(3) from date checks (§5.1), and crypto/x509 and OpenSSL
-//     ("in addition to RFC 5280") both check trust anchor dates. A trust
-//     anchor given only as a public key (below) has no dates; the
+//   - The trust anchor has no validity period (RFC 5280 §6.1.1(d): a
+//     trust anchor is a name and a key): the certificate a DANE-TA(2)
+//     record matches is used whatever its dates, while every certificate
+//     below it, the leaf included, must be valid now. A server that still
+//     sends an expired cross-signed root whose key the domain pins is
+//     authenticated. OpenSSL (and so Postfix) agrees for a trust anchor
+//     that is not self-signed, and checks the dates of a self-signed one
+//     "in addition to RFC 5280"; Caliop follows the RFC there
+//     (testdata/openssl records OpenSSL's verdict on each case). A trust
+//     anchor given only as a public key ("2 1 0") has no dates either; the
 //     certificate it signed then has its dates checked.
+//   - Below the trust anchor, the chain must be fit for a TLS server, as
+//     OpenSSL checks it for Postfix: the leaf's extended key usage, when
+//     present, includes serverAuth or anyExtendedKeyUsage (a leaf for
+//     clientAuth only is refused). DANE-EE(3) ignores EKU, like names and
+//     dates (RFC 7672 §3.1.1).
 //   - A trust anchor the server did not send is used when the record holds
 //     it in full: "2 0 0" (the certificate, RFC 7671 §5.2.2, where clients
 //     MUST support it) and "2 1 0" (the public key, RFC 7671 §5.2.3, which
@@ -55,6 +65,4 @@
 //     makes binding on SMTP clients): for each usage and selector only the
 //     strongest digest present counts (SHA2-512 over SHA2-256), and Full(0)
 //     records always count.
-//   - DANE-TA(2) chains need no particular extended key usage: RFC 7672
-//     asks for none, and the TLSA publisher controls the trust anchor.
 package dane

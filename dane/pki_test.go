@@ -31,6 +31,9 @@ type certOpts struct {
 	names               []string // DNS SANs
 	ca                  bool
 	notBefore, notAfter time.Time // zero: testNow()-1h, testNow()+24h
+	// eku replaces the leaf's serverAuth; noEKU leaves the extension out.
+	eku   []x509.ExtKeyUsage
+	noEKU bool
 }
 
 // issue makes an ECDSA P-256 certificate signed by parent, or self-signed
@@ -53,6 +56,12 @@ func issue(t testing.TB, o certOpts, parent *issued) *issued {
 		NotAfter:     o.notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if o.eku != nil {
+		tmpl.ExtKeyUsage = o.eku
+	}
+	if o.noEKU {
+		tmpl.ExtKeyUsage = nil
 	}
 	if tmpl.NotBefore.IsZero() {
 		tmpl.NotBefore = testNow().Add(-time.Hour)

@@ -30,6 +30,11 @@ type taFailure struct {
 type anchor struct {
 	cert *x509.Certificate
 	desc string
+	// viaKey: the record holds a public key ("2 1 0") and cert is a
+	// certificate that key signed, whose own dates count; otherwise
+	// cert is the trust anchor itself and has no validity period
+	// (RFC 5280 §6.1.1(d)).
+	viaKey bool
 }
 
 // anchors returns the trust anchors record t designates for chain.
@@ -46,7 +51,7 @@ func anchors(t TLSA, chain []*x509.Certificate) []anchor {
 	var out []anchor
 	for _, c := range chain[1:] {
 		if c != nil && !bytes.Equal(c.Raw, leaf.Raw) && Match(t, c) {
-			out = append(out, anchor{c, "sent " + c.Subject.String()})
+			out = append(out, anchor{c, "sent " + c.Subject.String(), false})
 		}
 	}
 	if len(out) > 0 || t.MatchingType != MatchFull {
@@ -55,7 +60,7 @@ func anchors(t TLSA, chain []*x509.Certificate) []anchor {
 	switch t.Selector {
 	case SelectorCert:
 		if c, err := x509.ParseCertificate(t.Data); err == nil && !bytes.Equal(c.Raw, leaf.Raw) {
-			out = append(out, anchor{c, "from DNS " + c.Subject.String()})
+			out = append(out, anchor{c, "from DNS " + c.Subject.String(), false})
 		}
 	case SelectorSPKI:
 		pub, err := x509.ParsePKIXPublicKey(t.Data)
@@ -66,7 +71,7 @@ func anchors(t TLSA, chain []*x509.Certificate) []anchor {
 			// A certificate holding the key itself would be the trust
 			// anchor, matched above unless it is the leaf.
 			if c != nil && !bytes.Equal(c.RawSubjectPublicKeyInfo, t.Data) && signedByKey(c, pub) {
-				out = append(out, anchor{c, "public key from DNS, via " + c.Subject.String()})
+				out = append(out, anchor{c, "public key from DNS, via " + c.Subject.String(), true})
 			}
 		}
 	}
@@ -86,14 +91,23 @@ func signedByKey(c *x509.Certificate, pub any) bool {
 
 // verifyTA checks the leaf against one trust anchor (RFC 7672 §3.1.2,
 // §3.2.2): a path by signatures through the presented certificates,
-// every certificate on it valid at now, the leaf named for one of names.
-// It returns nil on success.
+// every certificate below the trust anchor valid at now and fit for a
+// server (serverAuth, anyExtendedKeyUsage or no EKU), the leaf named for
+// one of names. It returns nil on success.
 func verifyTA(leaf *x509.Certificate, ta anchor, chain []*x509.Certificate, names []string, now time.Time) *taFailure {
+	root := ta.cert
+	if !ta.viaKey {
+		// RFC 5280 §6.1.1(d): a trust anchor is a name and a key, with
+		// no validity period; OpenSSL's DANE-TA (Postfix) agrees.
+		undated := *ta.cert
+		undated.NotBefore, undated.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		root = &undated
+	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ta.cert)
+	roots.AddCert(root)
 	intermediates := x509.NewCertPool()
 	for _, c := range chain[1:] {
-		if c != nil {
+		if c != nil && !bytes.Equal(c.Raw, ta.cert.Raw) {
 			intermediates.AddCert(c)
 		}
 	}
@@ -101,11 +115,12 @@ func verifyTA(leaf *x509.Certificate, ta anchor, chain []*x509.Certificate, name
 		Roots:         roots,
 		Intermediates: intermediates,
 		CurrentTime:   now,
-		// RFC 7672 asks for no extended key usage.
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		// A server certificate: as OpenSSL checks for TLS servers
+		// (and so Postfix). No EKU and anyExtendedKeyUsage pass.
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	if _, err := leaf.Verify(opts); err != nil {
-		stage, err := diagnose(leaf, opts, chain, ta.cert, now, err)
+		stage, err := diagnose(leaf, opts, chain, root, now, err)
 		return &taFailure{stage: stage, err: err, anchor: ta.desc}
 	}
 	if err := matchNames(leaf, names); err != nil {

@@ -37,6 +37,9 @@ func TestVerify(t *testing.T) {
 	cnButSAN := issue(t, certOpts{cn: "mx.example.org", names: []string{"other.example.net"}}, p.inter)
 	selfNamed := issue(t, certOpts{cn: "mx.example.org", names: []string{"mx.example.org"}, ca: true}, nil)
 	fromRoot := issue(t, certOpts{cn: "mx.example.org", names: []string{"mx.example.org"}}, p.root)
+	clientOnly := issue(t, certOpts{cn: "mx.example.org", names: []string{"mx.example.org"}, eku: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, p.inter)
+	noEKU := issue(t, certOpts{cn: "mx.example.org", names: []string{"mx.example.org"}, noEKU: true}, p.inter)
+	anyEKU := issue(t, certOpts{cn: "mx.example.org", names: []string{"mx.example.org"}, eku: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}, p.inter)
 
 	mx := []string{"mx.example.org"}
 	tests := []struct {
@@ -80,9 +83,25 @@ func TestVerify(t *testing.T) {
 		{name: "2 1 1 matching the intermediate, leaf expired",
 			records: []dane.TLSA{record(2, 1, 1, p.inter.cert)}, chain: chainOf(p.expired, p.inter), names: mx,
 			want: dane.ErrNoMatch, wantExpired: true},
-		{name: "2 0 1 matching an expired trust anchor: its dates are checked",
-			records: []dane.TLSA{record(2, 0, 1, oldInter.cert)}, chain: chainOf(oldLeaf, oldInter), names: mx,
-			want: dane.ErrNoMatch, wantExpired: true},
+		// RFC 5280 §6.1.1(d): the trust anchor has no validity period
+		// (OpenSSL's DANE-TA agrees); what is below it has.
+		{name: "2 0 1 matching an expired trust anchor authenticates",
+			records: []dane.TLSA{record(2, 0, 1, oldInter.cert)}, chain: chainOf(oldLeaf, oldInter), names: mx},
+		{name: "2 0 2 matching an expired trust anchor authenticates",
+			records: []dane.TLSA{record(2, 0, 2, oldInter.cert)}, chain: chainOf(oldLeaf, oldInter), names: mx},
+		{name: "2 1 1 matching an expired trust anchor authenticates",
+			records: []dane.TLSA{record(2, 1, 1, oldInter.cert)}, chain: chainOf(oldLeaf, oldInter, longRoot), names: mx},
+		{name: "2 0 0 holding an expired trust anchor the server did not send authenticates",
+			records: []dane.TLSA{record(2, 0, 0, oldInter.cert)}, chain: chainOf(oldLeaf), names: mx},
+		{name: "2 1 1 matching the intermediate, leaf for clientAuth only",
+			records: []dane.TLSA{record(2, 1, 1, p.inter.cert)}, chain: chainOf(clientOnly, p.inter), names: mx,
+			want: dane.ErrNoMatch},
+		{name: "2 1 1 matching the intermediate, leaf without EKU",
+			records: []dane.TLSA{record(2, 1, 1, p.inter.cert)}, chain: chainOf(noEKU, p.inter), names: mx},
+		{name: "2 1 1 matching the intermediate, leaf with anyExtendedKeyUsage",
+			records: []dane.TLSA{record(2, 1, 1, p.inter.cert)}, chain: chainOf(anyEKU, p.inter), names: mx},
+		{name: "3 1 1 matching a leaf for clientAuth only: DANE-EE ignores EKU",
+			records: []dane.TLSA{record(3, 1, 1, clientOnly.cert)}, chain: chainOf(clientOnly, p.inter), names: mx},
 		{name: "2 0 1 matching the root through an expired intermediate",
 			records: []dane.TLSA{record(2, 0, 1, longRoot.cert)}, chain: chainOf(oldLeaf, oldInter, longRoot), names: mx,
 			want: dane.ErrNoMatch, wantExpired: true},
