@@ -241,4 +241,3 @@ func readVector(t *testing.T, name string) ([]*x509.Certificate, *ecdsa.PrivateK
 	}
 	return chain, key, rr, strings.HasPrefix(string(v), "ok")
 }
-
