@@ -93,7 +93,9 @@ func (p *Policy) Decide(ctx context.Context, addr string) (*openpgp.Entity, *smt
 		return nil, nil
 	}
 	r := p.Keys.Get(ctx, addr)
-	if r.State == wkdcache.StateKey {
+	if (r.State == wkdcache.StateKey || r.State == wkdcache.StateChanged) && r.Key != nil {
+		// StateChanged: the pinned key, still valid; the new one is
+		// refused (pgp.accept_key_change) and mail stays encrypted.
 		return r.Key, nil
 	}
 	if mode != Required {

@@ -3,9 +3,12 @@ package relay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/pgppolicy"
+	"github.com/caliop/relay/store"
+	"github.com/caliop/relay/wkd"
 	"github.com/caliop/relay/wkdcache"
 )
 
@@ -129,5 +134,74 @@ func TestPGPSMTPAndRequired(t *testing.T) {
 	last := mx.Messages()[len(mx.Messages())-1].Data
 	if !strings.HasPrefix(data, "250") || !bytes.Contains(last, []byte("X-Caliop-PGP: dkim\r\n")) || !bytes.Contains(last, []byte("the plans")) {
 		t.Errorf("DKIM-signed message: %q\n%s", data, last)
+	}
+}
+
+// swappableWKD answers WKD lookups with whatever key is set now.
+type swappableWKD struct {
+	mu  sync.Mutex
+	key *openpgp.Entity
+}
+
+func (s *swappableWKD) set(k *openpgp.Entity) { s.mu.Lock(); s.key = k; s.mu.Unlock() }
+
+func (s *swappableWKD) Lookup(_ context.Context, _ string) (wkd.Lookup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return wkd.Lookup{Key: s.key, Fingerprint: fmt.Sprintf("%X", s.key.PrimaryKey.Fingerprint)}, nil
+}
+
+// TestPGPKeyChangeKeepsEncrypting: WKD serves a new key while the pinned
+// one is valid. Without accept_key_change the MX still gets PGP/MIME,
+// which the pinned key opens (never plaintext); with it, the new key's.
+func TestPGPKeyChangeKeepsEncrypting(t *testing.T) {
+	t.Parallel()
+	for _, accept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("accept_key_change=%v", accept), func(t *testing.T) {
+			t.Parallel()
+			pinned, changed := pgpKey(t, "a@example.test"), pgpKey(t, "a@example.test")
+			dir := &swappableWKD{key: pinned}
+			st, err := store.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			cache, err := wkdcache.Open(wkdcache.Config{WKD: dir, Store: st, AcceptKeyChange: accept, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newWorld(t, worldOpts{pgp: &pgppolicy.Policy{Keys: cache, Default: pgppolicy.Opportunistic}})
+			mx := w.mx("mx.example.test", mxtest.Behavior{})
+			w.domain("example.test", "mx.example.test")
+			if r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, pgpBody); !strings.HasPrefix(r[0], "250") {
+				t.Fatalf("first message: %q", r)
+			}
+			dir.set(changed)
+			now = now.Add(25 * time.Hour) // past the cache's key lifetime: looked up again
+			if r := lmtpTransact(t, w.lmtp, []string{"a@example.test"}, pgpBody); !strings.HasPrefix(r[0], "250") {
+				t.Fatalf("second message: %q", r)
+			}
+			msgs := mx.Messages()
+			if len(msgs) != 2 {
+				t.Fatalf("MX stored %d messages, want 2", len(msgs))
+			}
+			second := msgs[1].Data
+			if bytes.Contains(second, []byte("the plans")) || !bytes.Contains(second, []byte("X-Caliop-PGP: encrypted\r\n")) {
+				t.Fatalf("after the key change the message went unencrypted:\n%s", second)
+			}
+			want, other := pinned, changed
+			if accept {
+				want, other = changed, pinned
+			}
+			if p := decrypts(t, second, want); !bytes.Contains(p, []byte("the plans")) {
+				t.Errorf("the expected key cannot read the message")
+			}
+			if decrypts(t, second, other) != nil {
+				t.Errorf("the other key can read the message")
+			}
+			if cache.KeyChanges() != 1 {
+				t.Errorf("%d key changes counted, want 1", cache.KeyChanges())
+			}
+		})
 	}
 }

@@ -40,7 +40,11 @@ const (
 	StateKey     State = "key"         // a usable key
 	StateNoKey   State = "no-key"      // the directory has no usable key
 	StateUnknown State = "unknown"     // the lookup failed; try again later
-	StateChanged State = "key-changed" // a new key replaced the pinned one and the policy refuses it
+	// StateChanged: the directory serves a new key while the pinned one
+	// is neither expired nor revoked, and the policy refuses the change.
+	// Key is the pinned key, which mail keeps being encrypted to: a
+	// changed WKD answer never turns encryption off.
+	StateChanged State = "key-changed"
 )
 
 // Looker performs WKD lookups; *wkd.Client is one.
@@ -83,7 +87,7 @@ type Config struct {
 type Result struct {
 	Address     string
 	State       State
-	Key         *openpgp.Entity // with StateKey
+	Key         *openpgp.Entity // with StateKey; the pinned key with StateChanged
 	Fingerprint string
 	Cached      bool      // from the cache, no lookup now
 	Expires     time.Time // when it will be looked up again
@@ -140,7 +144,7 @@ func Open(cfg Config) (*Cache, error) {
 		if json.Unmarshal(v, &e) != nil || !now.Before(e.Expires) {
 			return nil
 		}
-		if e.State == StateKey {
+		if e.State == StateKey || e.State == StateChanged {
 			if e.key = parseKey(e.Key); e.key == nil {
 				return nil
 			}

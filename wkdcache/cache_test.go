@@ -159,8 +159,12 @@ func TestTrustOnFirstUse(t *testing.T) {
 		if r.State != want || e.c.KeyChanges() != 1 {
 			t.Errorf("accept=%v: changed key gives %s (%d changes), want %s and 1", accept, r.State, e.c.KeyChanges(), want)
 		}
-		if !accept && r.Key != nil {
-			t.Error("a refused key is still returned")
+		wantFP := fp(first)
+		if accept {
+			wantFP = fp(second)
+		}
+		if r.Key == nil || r.Fingerprint != wantFP {
+			t.Errorf("accept=%v: key %s returned, want %s (the pinned one unless the change is accepted)", accept, r.Fingerprint, wantFP)
 		}
 	}
 

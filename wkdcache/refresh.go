@@ -83,7 +83,13 @@ func (c *Cache) withKey(e *entry, l wkd.Lookup, now time.Time) {
 			c.pin(e, now)
 			return
 		}
-		e.State, e.key, e.Err = StateChanged, nil, "key "+l.Fingerprint+" replaced the pinned key "+old.Fingerprint+" which is neither expired nor revoked"
+		// Keep encrypting to the pinned key: refusing the new one must
+		// not send the mail in clear.
+		e.State, e.Err = StateChanged, "key "+l.Fingerprint+" replaced the pinned key "+old.Fingerprint+" which is neither expired nor revoked; encrypting to the pinned key"
+		e.Key, e.key, e.Fingerprint = old.Key, parseKey(old.Key), old.Fingerprint
+		if e.key == nil {
+			e.State, e.Err = StateUnknown, "pinned key unreadable; "+e.Err
+		}
 	}
 }
 

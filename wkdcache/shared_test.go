@@ -77,7 +77,7 @@ func TestSharedKeyAndPin(t *testing.T) {
 	e.c.Get(ctx, other)
 	e.now = e.now.Add(25 * time.Hour) // the cached entry expired, the pin did not
 	e.wkd.set(other, newKey(t, other, e.now, 0), nil)
-	if r := b.Get(ctx, other); r.State != StateChanged || r.Key != nil || b.KeyChanges() != 1 {
+	if r := b.Get(ctx, other); r.State != StateChanged || r.Key == nil || b.KeyChanges() != 1 {
 		t.Errorf("new key against another replica's pin: %+v (%d changes), want key-changed", r, b.KeyChanges())
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/pgppolicy"
+	"github.com/caliop/relay/wkdcache"
 	"github.com/caliop/relay/wkd"
 )
 
@@ -60,6 +61,9 @@ func showWKD(cfg *config.Config, address string, out io.Writer) error {
 	fmt.Fprintf(out, "policy:  %s\n", mode)
 	if c, ok := cache.Cached(address); ok {
 		fmt.Fprintf(out, "cache:   %s %s until %s\n", c.State, c.Fingerprint, c.Expires.UTC().Format(time.RFC3339))
+		if c.State == wkdcache.StateChanged {
+			fmt.Fprintf(out, "         %v\n", c.Err)
+		}
 	}
 	if mode == pgppolicy.Off {
 		fmt.Fprintln(out, "decision: not encrypted (policy off)")
