@@ -21,6 +21,8 @@ import (
 	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 
+	"github.com/caliop/relay/address"
+
 	"github.com/caliop/relay/resolver"
 )
 
@@ -331,17 +333,20 @@ func (c *Config) finishMetrics() error {
 			return fmt.Errorf("%w: metrics.providers.%s: want \".mx-suffix.example: name\"", ErrInvalid, suffix)
 		}
 	}
+	// Always, not only when sending: RFC 8460 §4.4 requires both fields
+	// in every report, and caliop tlsrpt --print shows one.
 	t := &c.TLSRPT
-	if t.Enabled {
-		if t.OrganizationName == "" {
-			t.OrganizationName = c.Hostname
-		}
-		if t.From == "" {
-			t.From = "tlsrpt-noreply@" + c.Hostname
-		}
-		if t.ContactInfo == "" {
-			t.ContactInfo = "postmaster@" + c.Hostname
-		}
+	if t.OrganizationName == "" {
+		t.OrganizationName = c.Hostname
+	}
+	if t.From == "" {
+		t.From = "tlsrpt-noreply@" + c.Hostname
+	}
+	if t.ContactInfo == "" {
+		t.ContactInfo = "postmaster@" + c.Hostname
+	}
+	if a, err := address.Parse(t.From, address.Sender, false); err != nil || a.IsNull() || a.IsLiteral() {
+		return fmt.Errorf("%w: tlsrpt.from: %q is not a mail address (local@domain)", ErrInvalid, t.From)
 	}
 	return nil
 }

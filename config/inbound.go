@@ -142,11 +142,17 @@ func (c *Config) finishInbound() error {
 		names []string
 	}{{"domains", in.Domains}, {"require_tls_from", in.RequireTLSFrom}} {
 		for i, d := range list.names {
+			// require_tls_from: ".partner.example" matches its
+			// subdomains (Postfix's convention).
+			dot := ""
+			if list.key == "require_tls_from" && strings.HasPrefix(d, ".") {
+				dot, d = ".", d[1:]
+			}
 			a, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
 			if err != nil || !isHostname(a) {
-				return bad(fmt.Sprintf("%s[%d]", list.key, i), "%q is not a domain name", d)
+				return bad(fmt.Sprintf("%s[%d]", list.key, i), "%q is not a domain name", dot+d)
 			}
-			list.names[i] = strings.ToLower(a)
+			list.names[i] = dot + strings.ToLower(a)
 		}
 	}
 	if in.RequireTLS != "" && in.RequireTLS != "all" {

@@ -101,3 +101,19 @@ func TestNextHopTimeout(t *testing.T) {
 		t.Errorf("next_hop_timeout 0s: %v", err)
 	}
 }
+
+// TestRequireTLSFromSubdomains: a leading dot is kept (it stands for the
+// subdomains) and the rest normalised.
+func TestRequireTLSFromSubdomains(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	os.WriteFile(key, []byte("x"), 0o600)
+	c, err := Parse([]byte("hostname: relay.example.net\ndns: {servers: [\"127.0.0.1\"]}\ninbound:\n  listen: \":25\"\n  domains: [example.net]\n  tls: {cert: " + cert + ", key: " + key + "}\n  require_tls_from: [Partner.Example, .Bücher.Example]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Inbound.RequireTLSFrom, ","); got != "partner.example,.xn--bcher-kva.example" {
+		t.Errorf("require_tls_from = %s", got)
+	}
+}

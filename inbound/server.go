@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,9 @@ type Options struct {
 	AllowNoXCLIENT bool
 	TLS            *tls.Config // STARTTLS certificate; nil: STARTTLS not offered
 	// RequireTLSFrom lists sender (MAIL FROM) domains that must use TLS;
-	// RequireTLSAll requires it from every sender.
+	// one with a leading dot (".partner.example") stands for its
+	// subdomains, as in Postfix tables. RequireTLSAll requires it from
+	// every sender.
 	RequireTLSFrom []string
 	RequireTLSAll  bool
 	MaxMessageSize int64  // SIZE advertised and enforced; default 50 MiB
@@ -187,6 +190,27 @@ func withDefaults(o Options) Options {
 func orDefault[T int | int64 | time.Duration](v *T, d T) {
 	if *v <= 0 {
 		*v = d
+	}
+}
+
+// partner reports whether a sender domain must use TLS: listed itself,
+// or below a listed ".domain".
+func (s *Server) partner(domain string) bool {
+	if domain == "" {
+		return false
+	}
+	if s.partners[domain] {
+		return true
+	}
+	for d := domain; ; {
+		_, parent, ok := strings.Cut(d, ".")
+		if !ok {
+			return false
+		}
+		if s.partners["."+parent] {
+			return true
+		}
+		d = parent
 	}
 }
 

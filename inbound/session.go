@@ -73,7 +73,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	}
 	domain := sender.Domain
 	isTLS := sess.c.isTLS()
-	if !isTLS && (sess.s.opts.RequireTLSAll || sess.s.partners[domain]) {
+	if !isTLS && (sess.s.opts.RequireTLSAll || sess.s.partner(domain)) {
 		sess.log.Info("tls required", zap.String("domain", domain))
 		return errNeedTLS
 	}

@@ -25,6 +25,9 @@ func TestRequireTLS(t *testing.T) {
 	}{
 		{"partner in plaintext", []string{"partner.example"}, false, "alice@Partner.Example", 530},
 		{"other sender in plaintext", []string{"partner.example"}, false, "alice@other.example", 250},
+		{"subdomain of a partner listed without dot", []string{"partner.example"}, false, "alice@sub.partner.example", 250},
+		{"subdomain of a .partner", []string{".partner.example"}, false, "alice@mx.sub.partner.example", 530},
+		{".partner does not cover the parent", []string{".partner.example"}, false, "alice@partner.example", 250},
 		{"all: any sender", nil, true, "alice@other.example", 530},
 		{"all: null sender", nil, true, "", 530},
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultPath is where Receiver.Wrap serves reports. RFC 8460 leaves the
@@ -48,7 +49,26 @@ type Receiver struct {
 	Domains []string
 	// Path is where Wrap serves; "" is DefaultPath.
 	Path string
+	// Seen remembers the reports already taken, so that one sent again
+	// (senders retry) is counted once; nil: no memory.
+	Seen Deduper
 }
+
+// Deduper remembers report identities. First records id, to be kept
+// until keep, and reports whether it was new; an error means it could
+// not tell (the report is then refused, and the sender retries).
+type Deduper interface {
+	First(id string, keep time.Time) (bool, error)
+}
+
+// ErrCannotDedup: the memory of reports already taken could not be read;
+// the report is refused so that the sender tries again later.
+var ErrCannotDedup = errors.New("tlsrpt: cannot tell whether the report was already received")
+
+// dedupKeep is how long a report's identity is remembered past the end of
+// its window (or past its arrival, when later): RFC 8460 §4.1 windows are
+// a day, and senders retry for about as long.
+const dedupKeep = 48 * time.Hour
 
 // Wrap serves POSTs to r.Path and passes every other request to next (the
 // MTA-STS policy host, say).
@@ -99,6 +119,8 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+	case errors.Is(err, ErrCannotDedup):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	default:
@@ -128,6 +150,22 @@ func (rc *Receiver) accept(r *Report) error {
 			return fmt.Errorf("%w: %s", ErrForeignDomain, strings.Join(domainsOf(r), ", "))
 		}
 		r.Policies = kept
+	}
+	if rc.Seen != nil && r.ReportID != "" {
+		// The same report-id from the same organization is the same
+		// report (RFC 8460 §4.4: report-id is unique).
+		keep := time.Now()
+		if r.DateRange.End.After(keep) {
+			keep = r.DateRange.End
+		}
+		keep = keep.Add(dedupKeep)
+		first, err := rc.Seen.First(r.OrganizationName+"\x00"+r.ReportID, keep)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCannotDedup, err)
+		}
+		if !first {
+			return nil // taken before: 200 again, counted once
+		}
 	}
 	if rc.Sink != nil {
 		rc.Sink.Received(r)

@@ -2,12 +2,18 @@ package tlsrpt
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/caliop/relay/store"
 )
 
 // sink keeps what it receives.
@@ -104,3 +110,59 @@ func TestReceiverKeepsOurPolicies(t *testing.T) {
 		t.Errorf("status %d, received %+v", rec.Code, got)
 	}
 }
+
+// TestReceiverCountsEachReportOnce: a report posted again (senders retry)
+// is answered 200 and counted once, also when the second post reaches
+// another replica sharing the store; a store that cannot tell makes the
+// post fail with 503, so that the sender retries.
+func TestReceiverCountsEachReportOnce(t *testing.T) {
+	t.Parallel()
+	example := Gzip(readFixture(t, "rfc8460-example.json"))
+	post := func(t *testing.T, rc *Receiver) int {
+		srv := httptest.NewServer(rc.Wrap(http.NotFoundHandler()))
+		defer srv.Close()
+		resp, err := srv.Client().Post(srv.URL+DefaultPath, MediaTypeGzip, bytes.NewReader(example))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	m := miniredis.RunT(t)
+	replica := func() store.Store {
+		st, err := store.OpenRedis(store.RedisOptions{URL: "redis://" + m.Addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	bolt, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	for name, stores := range map[string][2]store.Store{"one store": {bolt, bolt}, "two replicas on one Redis": {replica(), replica()}} {
+		t.Run(name, func(t *testing.T) {
+			s := &sink{}
+			a := &Receiver{Sink: s, Seen: &store.Once{Store: stores[0], Bucket: "seen"}}
+			b := &Receiver{Sink: s, Seen: &store.Once{Store: stores[1], Bucket: "seen"}}
+			for i, rc := range []*Receiver{a, a, b} {
+				if code := post(t, rc); code != 200 {
+					t.Errorf("post %d: %d, want 200", i+1, code)
+				}
+			}
+			if n := len(s.got()); n != 1 {
+				t.Errorf("report counted %d times, want 1", n)
+			}
+		})
+	}
+	s := &sink{}
+	if code := post(t, &Receiver{Sink: s, Seen: failingSeen{}}); code != 503 || len(s.got()) != 0 {
+		t.Errorf("store down: %d, %d counted; want 503 and 0", code, len(s.got()))
+	}
+}
+
+type failingSeen struct{}
+
+func (failingSeen) First(string, time.Time) (bool, error) { return false, errors.New("store down") }

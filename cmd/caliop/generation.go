@@ -114,7 +114,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 		g.services = append(g.services, service{key: "outbound.lmtp", addr: cfg.Outbound.LMTP, serve: srv.ServeLMTP, shutdown: drain, sessions: true})
 	}
 	if src != nil {
-		in, jobs := inboundServices(cfg, src, acme, m, log)
+		in, jobs := inboundServices(cfg, src, acme, st, m, log)
 		g.services = append(g.services, in...)
 		g.jobs = append(g.jobs, jobs...)
 	} else {
@@ -123,7 +123,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	}
 	if cfg.Metrics.Listen != "" {
 		ready := &readiness{store: st, dns: res}
-		h := metricsHandler(p.reg, tlsrptReceiver(cfg, receivedMetrics{m}), ready)
+		h := metricsHandler(p.reg, tlsrptReceiver(cfg, st, receivedMetrics{m}), ready)
 		g.services = append(g.services, httpService("metrics.listen", cfg.Metrics.Listen, h, nil, log))
 	}
 	for i := range g.services {

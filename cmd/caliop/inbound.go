@@ -79,7 +79,7 @@ func publishedPolicy(in config.Inbound) *mtasts.Policy {
 // (which also answers TLS-ALPN-01) and, for HTTP-01, the HTTP listener,
 // with certificates from src (acme when they come from ACME, see
 // certSource), and the background jobs that go with them.
-func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, m *metrics.Metrics, log *zap.Logger) ([]service, []func(context.Context)) {
+func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, st store.Store, m *metrics.Metrics, log *zap.Logger) ([]service, []func(context.Context)) {
 	in := cfg.Inbound
 	requireAll := in.RequireTLS == "all"
 	source, _ := netip.ParseAddr(in.NextHopSource) // checked by config
@@ -106,7 +106,7 @@ func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, m *
 	var jobs []func(context.Context)
 	// The policy host also takes TLS-RPT reports about the inbound
 	// domains (POST /tlsrpt).
-	policy := tlsrptReceiver(cfg, receivedMetrics{m}).Wrap(mtasts.Handler(in.Domains, publishedPolicy(in)))
+	policy := tlsrptReceiver(cfg, st, receivedMetrics{m}).Wrap(mtasts.Handler(in.Domains, publishedPolicy(in)))
 	if w, ok := src.(interface{ Expiry() map[string]time.Time }); ok {
 		jobs = append(jobs, func(context.Context) { m.WatchCertificates(w.Expiry) })
 	}

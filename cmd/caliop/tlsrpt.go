@@ -105,8 +105,11 @@ func (b byteBody) Size() int64       { return int64(len(b)) }
 // domains: serve it on https_listen with rcv.Wrap(policyHandler) (path
 // tlsrpt.DefaultPath) and publish https://<inbound hostname>/tlsrpt in
 // inbound.tls_rpt.rua; report mails from the MTA go to rcv.ReceiveMail.
-func tlsrptReceiver(cfg *config.Config, sink tlsrpt.ReceivedSink) *tlsrpt.Receiver {
-	return &tlsrpt.Receiver{Sink: sink, Domains: cfg.Inbound.Domains, Path: tlsrpt.DefaultPath}
+// Report ids are remembered in st, so that a report sent again, to this
+// replica or another, is counted once.
+func tlsrptReceiver(cfg *config.Config, st store.Store, sink tlsrpt.ReceivedSink) *tlsrpt.Receiver {
+	return &tlsrpt.Receiver{Sink: sink, Domains: cfg.Inbound.Domains, Path: tlsrpt.DefaultPath,
+		Seen: &store.Once{Store: st, Bucket: "tlsrpt-received"}}
 }
 
 // printTLSRPT prints, as indented JSON, domain's report of the current
