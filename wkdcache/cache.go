@@ -37,9 +37,9 @@ type State string
 
 // The states.
 const (
-	StateKey     State = "key"         // a usable key
-	StateNoKey   State = "no-key"      // the directory has no usable key
-	StateUnknown State = "unknown"     // the lookup failed; try again later
+	StateKey     State = "key"     // a usable key
+	StateNoKey   State = "no-key"  // the directory has no usable key
+	StateUnknown State = "unknown" // the lookup failed; try again later
 	// StateChanged: the directory serves a new key while the pinned one
 	// is neither expired nor revoked, and the policy refuses the change.
 	// Key is the pinned key, which mail keeps being encrypted to: a

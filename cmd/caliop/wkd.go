@@ -12,8 +12,8 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/pgppolicy"
-	"github.com/caliop/relay/wkdcache"
 	"github.com/caliop/relay/wkd"
+	"github.com/caliop/relay/wkdcache"
 )
 
 // showWKD looks address up in the Web Key Directory as the relay would
