@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
-	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/pgpmime"
@@ -119,21 +118,23 @@ func (p *Policy) Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Ent
 	}
 	domain := fromDomain(h)
 	key, canSign := p.DKIM[domain]
-	switch {
-	case canSign:
-		var buf bytes.Buffer
-		d, err := pgpmime.Encrypt(&buf, open(), keys, p.Options)
-		if err != nil || d != pgpmime.Encrypted {
-			_, cerr := io.Copy(w, &buf)
-			return d, cmp.Or(err, cerr)
-		}
-		opts := &dkim.SignOptions{Domain: domain, Selector: key.Selector, Signer: key.Signer}
-		return d, dkim.Sign(w, &buf, opts)
-	case p.EncryptDKIMSigned:
-		return pgpmime.Encrypt(w, open(), keys, p.Options)
+	if !canSign && !p.EncryptDKIMSigned {
+		_, err := io.Copy(w, open())
+		return DKIM, err
 	}
-	_, err := io.Copy(w, open())
-	return DKIM, err
+	var buf bytes.Buffer
+	d, err := pgpmime.Encrypt(&buf, open(), keys, p.Options)
+	if err != nil || d != pgpmime.Encrypted {
+		_, cerr := io.Copy(w, &buf)
+		return d, cmp.Or(err, cerr)
+	}
+	if canSign {
+		return d, resign(w, buf.Bytes(), domain, key)
+	}
+	// No key to sign again: the signatures encryption broke are renamed,
+	// not left to fail.
+	_, err = w.Write(retireSignatures(buf.Bytes(), ""))
+	return d, err
 }
 
 // header reads the header section of a message (at most 256 KiB).
