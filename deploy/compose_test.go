@@ -37,6 +37,7 @@ type composeFile struct {
 		Networks    any
 		Sysctls     map[string]any
 		CapDrop     []string `yaml:"cap_drop"`
+		CapAdd      []string `yaml:"cap_add"`
 		ReadOnly    bool     `yaml:"read_only"`
 		StopGrace   string   `yaml:"stop_grace_period"`
 		Healthcheck struct{ Test []string }
@@ -149,6 +150,11 @@ func TestComposeFile(t *testing.T) {
 	}
 	if !slices.Contains(cal.CapDrop, "ALL") || !cal.ReadOnly {
 		t.Errorf("compose caliop: want cap_drop [ALL] and read_only")
+	}
+	// The image's binary has the file capability cap_net_bind_service:
+	// without it in the bounding set the kernel refuses to run it.
+	if !slices.Equal(cal.CapAdd, []string{"NET_BIND_SERVICE"}) {
+		t.Errorf("compose caliop: cap_add %v, want [NET_BIND_SERVICE] (the binary's file capability)", cal.CapAdd)
 	}
 	if fmt.Sprint(cal.Sysctls["net.ipv4.ip_unprivileged_port_start"]) != "0" {
 		t.Errorf("compose caliop: the nonroot image needs net.ipv4.ip_unprivileged_port_start: 0 to bind port 25")
