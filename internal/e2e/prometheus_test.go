@@ -81,7 +81,7 @@ func TestPrometheusDashboards(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hosts := []string{"127.0.9.1", "127.0.9.2", "127.0.9.3", "127.0.9.4", "127.0.9.5", "127.0.9.6", "127.0.9.7"}
+	hosts := []string{"127.0.9.1", "127.0.9.2", "127.0.9.3", "127.0.9.4", "127.0.9.5", "127.0.9.6", "127.0.9.7", "127.0.9.8"}
 	p := daneCommonPort(t, hosts)
 	listen := func(i int) string { return net.JoinHostPort(hosts[i], strconv.Itoa(p)) }
 	daneCert := ca.Leaf(t, testpki.LeafOptions{Names: []string{"not-mx.invalid"}, SelfSigned: true})
@@ -94,6 +94,9 @@ func TestPrometheusDashboards(t *testing.T) {
 		"plain.test":  mxtest.Start(t, "mx.plain.test", ca, mxtest.Behavior{Listen: listen(4), NoSTARTTLS: true}),
 		"pgp.test":    mxtest.Start(t, "mx.pgp.test", ca, mxtest.Behavior{Listen: listen(5)}),
 		"verify.test": mxtest.Start(t, "mx.verify.test", ca, mxtest.Behavior{Listen: listen(6), Cert: &wrongName}),
+		// The worst partner: one session ever, not authenticated (a
+		// certificate for another name, delivered under encrypt).
+		"once.test": mxtest.Start(t, "mx.once.test", ca, mxtest.Behavior{Listen: listen(7), Cert: &wrongName}),
 	}
 	recipients := func(round int) []string {
 		var r []string
@@ -105,7 +108,7 @@ func TestPrometheusDashboards(t *testing.T) {
 	webIP := promWebHost(t, ca, []string{"r1@pgp.test", "r2@pgp.test"})
 
 	dns := dnstest.Start(t)
-	for i, d := range []string{"tls.test", "notls.test", "sts.test", "dane.test", "plain.test", "pgp.test", "verify.test"} {
+	for i, d := range []string{"tls.test", "notls.test", "sts.test", "dane.test", "plain.test", "pgp.test", "verify.test", "once.test"} {
 		dns.Add(d+". 60 IN MX 10 mx."+d+".", "mx."+d+". 60 IN A "+hosts[i])
 	}
 	dns.Add(
@@ -151,14 +154,19 @@ func TestPrometheusDashboards(t *testing.T) {
 	// Two rounds with scrapes in between: a counter's first sample is
 	// where its rate starts.
 	wantClass := map[string]string{"tls.test": "2", "notls.test": "4", "sts.test": "2", "dane.test": "2", "plain.test": "2",
-		"pgp.test": "2", "verify.test": "4", "stsbad.test": "2", "missing.test": "45"}
+		"pgp.test": "2", "verify.test": "4", "stsbad.test": "2", "missing.test": "45", "once.test": "2"}
 	for round := 1; round <= 2; round++ {
 		// New sessions in each round, not reused ones: sessions are
 		// counted when they start.
 		for _, mx := range mxs {
 			mx.CloseConnections()
 		}
-		for _, rcpt := range recipients(round) {
+		rcpts := recipients(round)
+		if round == 2 {
+			// Its counter is born at 1, after Prometheus began scraping.
+			rcpts = append(rcpts, "r2@once.test")
+		}
+		for _, rcpt := range rcpts {
 			domain := rcpt[strings.IndexByte(rcpt, '@')+1:]
 			r := daneLMTPSend(t, lmtp, "a@sender.test", rcpt, fmt.Sprintf("prometheus-%d-%s", round, randomHex(t)))
 			if c := strconv.Itoa(r.Code); !strings.Contains(wantClass[domain], c[:1]) {
@@ -213,6 +221,30 @@ func TestPrometheusDashboards(t *testing.T) {
 		if len(missing) > 0 {
 			t.Errorf("%d of %d dashboard queries returned no data:\n%s\ncaliop's series:\n%s",
 				len(missing), exprs, strings.Join(missing, "\n"), caliopSeries(metrics))
+		}
+	})
+
+	// The partner with one unauthenticated session ever tops "Least
+	// authenticated" and has a line in "Authenticated share by partner".
+	t.Run("worst partner", func(t *testing.T) {
+		for _, q := range dashboardQueries(t) {
+			var want float64
+			switch {
+			case strings.Contains(q.where, `"Least authenticated"`):
+				want = 1
+			case strings.Contains(q.where, `"Authenticated share by partner"`):
+				want = 0
+			default:
+				continue
+			}
+			res, err := prom.query(substituteVars(q.expr, vars))
+			if err != nil {
+				t.Fatalf("%s: %v", q.where, err)
+			}
+			byDomain, top := res.byLabel("domain")
+			if v, ok := byDomain["once.test"]; !ok || v != want || want == 1 && v < top {
+				t.Errorf("%s: once.test = %v (present %v), want %v; all: %v", q.where, v, ok, want, byDomain)
+			}
 		}
 	})
 
@@ -549,6 +581,27 @@ func (p *prometheus) waitFor(t *testing.T, timeout time.Duration, what string, o
 type promResult struct {
 	Type   string          `json:"resultType"`
 	Result json.RawMessage `json:"result"`
+}
+
+// byLabel returns an instant vector's values by the value of label, and
+// the largest value.
+func (r promResult) byLabel(label string) (map[string]float64, float64) {
+	var v []struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	json.Unmarshal(r.Result, &v)
+	out, top := map[string]float64{}, math.Inf(-1)
+	for _, s := range v {
+		str, _ := s.Value[1].(string)
+		f, err := strconv.ParseFloat(str, 64)
+		if err != nil {
+			continue
+		}
+		out[s.Metric[label]] = f
+		top = max(top, f)
+	}
+	return out, top
 }
 
 // noData says why r has nothing Grafana would draw: no series, or only
