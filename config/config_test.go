@@ -74,7 +74,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"outbound:\n  delivery_timeout: soon\n", `outbound.delivery_timeout (line 2): "soon" is not a duration`},
 		{"outbound:\n  default: none\n", "outbound.default: \"none\": must be encrypt or verify"},
 		{"outbound:\n  default: plaintext\n", `outbound.default (line 2): "plaintext" is not a level`},
-		{"outbound:\n  mx_port: many\n", "outbound.mx_port (line 2): cannot unmarshal"},
+		{"outbound:\n  mx_port: many\n", `outbound.mx_port (line 2): want a whole number, got "many"`},
 		{"outbound:\n  mx_port: 70000\n", "outbound.mx_port: 70000 is not a TCP port"},
 		{"outbound:\n  min_tls: \"1.0\"\n", `outbound.min_tls (line 2): "1.0" is not a TLS version`},
 		{"outbound:\n  trusted_networks: [\"10.0.0.0/33\"]\n", `outbound.trusted_networks[0] (line 2): "10.0.0.0/33" is not a network`},
@@ -82,7 +82,13 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"outbound:\n  smtp: localhost\n", `outbound.smtp: "localhost" is not host:port`},
 		{"outbound:\n  smtp: \"\"\n  lmtp: \"\"\n", "outbound: smtp and lmtp are both empty"},
 		{"outbound:\n  delivery_timeout: 20m\n", "outbound.delivery_timeout: 20m0s is longer than"},
-		{"outbound:\n  honour_tls_required_no: maybe\n", "outbound.honour_tls_required_no (line 2): cannot unmarshal"},
+		{"outbound:\n  honour_tls_required_no: maybe\n", `outbound.honour_tls_required_no (line 2): want true or false, got "maybe"`},
+		{"outbound:\n  parallel: eight\n", `outbound.parallel (line 2): want a whole number, got "eight"`},
+		{"outbound:\n\tparallel: 8\n", "line 2: a tab in the indentation"},
+		{"log: {level: loud}\n", `log.level: "loud": debug, info, warn or error`},
+		{"log: {format: xml}\n", `log.format: "xml": json or console`},
+		{"outbound: {smtp: \"127.0.0.1:2525\", lmtp: \"127.0.0.1:2525\"}\n", "outbound.smtp and outbound.lmtp both listen on 127.0.0.1:2525"},
+		{"metrics: {listen: \":10025\"}\n", "outbound.smtp and metrics.listen both listen on :10025"},
 		{"outbound:\n  domains:\n    partner.example: {level: mta-sts, min_tls: \"1.4\"}\n", `outbound.domains.partner.example.min_tls (line 3): "1.4" is not a TLS version`},
 		{"outbound:\n  domains:\n    partner.example: {min_tls: \"1.3\"}\n", "outbound.domains.partner.example.level: missing"},
 		{"outbound:\n  domains:\n    \"bad domain\": {level: verify}\n", "outbound.domains.bad domain: not a domain name"},
@@ -149,6 +155,18 @@ func TestOutboundLimits(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(base + src)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", src, err, want)
+		}
+	}
+}
+
+// TestLoadEmptyFile: an empty file, or one of comments only, is refused
+// with a hint.
+func TestLoadEmptyFile(t *testing.T) {
+	for _, text := range []string{"", "\n\n", "# nothing yet\n---\n"} {
+		f := filepath.Join(t.TempDir(), "c.yml")
+		os.WriteFile(f, []byte(text), 0o644)
+		if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "is empty: write at least") {
+			t.Errorf("%q: %v", text, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -129,6 +130,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "caliop:", err)
+			if errors.As(err, new(startError)) {
+				return 2
+			}
 			return 1
 		}
 		return 0
@@ -145,7 +149,7 @@ func serve(cfg *config.Config, load func() (*config.Config, error)) error {
 	defer signal.Stop(sig)
 	log, level, err := newLogger(cfg.Log)
 	if err != nil {
-		return err
+		return startError{err}
 	}
 	defer log.Sync()
 	return serveWith(cfg, load, log, level, sig)
@@ -160,7 +164,7 @@ func serveWith(cfg *config.Config, load func() (*config.Config, error), log *zap
 	}
 	st, err := openStore(cfg)
 	if err != nil {
-		return err
+		return startError{err}
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
@@ -169,11 +173,17 @@ func serveWith(cfg *config.Config, load func() (*config.Config, error), log *zap
 	p := newProcess(load, log, level, reg, m, st)
 	g, err := p.build(cfg)
 	if err != nil {
-		return err
+		return startError{err}
 	}
-	log.Info("started", zap.String("hostname", cfg.Hostname), zap.Strings("dns", cfg.DNS.Servers), zap.String("version", version))
 	return p.runAll(g, sig)
 }
+
+// startError is a failure before the relay started (a configuration that
+// does not work: a certificate, data_dir, a port in use): exit status 2,
+// like a configuration that does not load.
+type startError struct{ error }
+
+func (e startError) Unwrap() error { return e.error }
 
 // newRelay builds the outbound listeners' server; tlsCfg (see
 // outboundTLS) offers STARTTLS.

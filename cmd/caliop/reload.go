@@ -58,9 +58,11 @@ func (p *process) runAll(g *generation, sig <-chan os.Signal) error {
 	fresh, err := p.bind(g)
 	if err != nil {
 		g.release()
-		return err
+		return startError{err}
 	}
 	p.commit(g, fresh)
+	// Only now: every listener is bound.
+	p.log.Info("started", zap.String("hostname", g.cfg.Hostname), zap.Strings("dns", g.cfg.DNS.Servers), zap.String("version", version))
 	for {
 		select {
 		case s := <-sig:
