@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/idna"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 
 	"github.com/caliop/relay/address"

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -114,4 +115,45 @@ func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
 	}
 	p.Prefix = v.Masked()
 	return nil
+}
+
+// MarshalYAML writes "1.2" or "1.3" (caliop config show).
+func (v TLSVersion) MarshalYAML() (any, error) {
+	if v == 0 {
+		return "", nil
+	}
+	return v.String(), nil
+}
+
+// MarshalYAML writes a Go duration ("5m0s").
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// MarshalYAML writes the size with the largest exact unit ("50MiB").
+func (b ByteSize) MarshalYAML() (any, error) {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v := int64(b); v != 0 && v%u.mult == 0 {
+			return strconv.FormatInt(v/u.mult, 10) + u.suffix, nil
+		}
+	}
+	return int64(b), nil
+}
+
+// MarshalYAML writes the network in CIDR notation.
+func (p Prefix) MarshalYAML() (any, error) { return p.Prefix.String(), nil }
+
+// YAML is the configuration as a file would write it (caliop config
+// show): every key, defaults filled in; a password in cluster.redis is
+// shown as "xxxxx".
+func (c *Config) YAML() ([]byte, error) {
+	out := *c
+	if u, err := url.Parse(out.Cluster.Redis); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			out.Cluster.Redis = u.String()
+		}
+	}
+	return yaml.Marshal(&out)
 }

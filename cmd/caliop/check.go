@@ -24,11 +24,11 @@ func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer)
 	if err != nil {
 		return 2, err
 	}
-	st, err := openStore(cfg)
+	st, closeStore, err := openStoreToLook(cfg)
 	if err != nil {
 		return 2, err
 	}
-	defer st.Close()
+	defer closeStore()
 	var dialer net.Dialer
 	sts, err := newSTS(cfg, st, res, dialer.DialContext, nil, nil, zap.NewNop())
 	if err != nil {

@@ -54,22 +54,23 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // healthcheck asks the running relay's /readyz (for container health
 // checks, where no HTTP client is installed): exit 0 ready, 1 not.
-func healthcheck(cfg *config.Config, out io.Writer) int {
+func healthcheck(cfg *config.Config, out, errOut io.Writer) int {
 	if cfg.Metrics.Listen == "" {
-		fmt.Fprintln(out, "metrics.listen is empty: no health endpoint")
+		fmt.Fprintln(errOut, "caliop: healthcheck: metrics.listen is empty: no health endpoint")
 		return 1
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get("http://" + cfg.Metrics.Listen + "/readyz")
 	if err != nil {
-		fmt.Fprintln(out, err)
+		fmt.Fprintln(errOut, "caliop: healthcheck:", err)
 		return 1
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	fmt.Fprint(out, string(b))
 	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(errOut, "caliop: healthcheck: %s: %s", resp.Status, b)
 		return 1
 	}
+	fmt.Fprint(out, string(b))
 	return 0
 }

@@ -34,8 +34,8 @@ func TestReadiness(t *testing.T) {
 	defer srv.Close()
 	cfg := &config.Config{Metrics: config.Metrics{Listen: strings.TrimPrefix(srv.URL, "http://")}}
 
-	var out bytes.Buffer
-	if code := healthcheck(cfg, &out); code != 0 {
+	var out, errOut bytes.Buffer
+	if code := healthcheck(cfg, &out, &errOut); code != 0 {
 		t.Fatalf("ready: exit %d, %s", code, out.String())
 	}
 	dns.Close()
@@ -51,8 +51,8 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("DNS down: /readyz %d, want 503", resp.StatusCode)
 	}
 	out.Reset()
-	if code := healthcheck(cfg, &out); code != 1 || !strings.Contains(out.String(), "dns:") {
-		t.Errorf("DNS down: exit %d, %q", code, out.String())
+	if code := healthcheck(cfg, &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "caliop: healthcheck: ") || !strings.Contains(errOut.String(), "dns:") || out.Len() != 0 {
+		t.Errorf("DNS down: exit %d, stdout %q, stderr %q; want 1 and the error on stderr", code, out.String(), errOut.String())
 	}
 	if err := r.check(context.Background()); err == nil {
 		t.Error("check() nil with DNS down")

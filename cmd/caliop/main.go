@@ -4,10 +4,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -37,108 +33,6 @@ func main() {
 		debug.SetGCPercent(300)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-const usage = `usage:
-  caliop serve [--config FILE]          run the relay (embedded defaults without --config)
-  caliop mta-sts [--config FILE] DOMAIN show DOMAIN's MTA-STS record, policy and MX hosts
-  caliop check [--config FILE] [--json] DOMAIN
-                                        diagnose DOMAIN as Caliop would deliver to it:
-                                        MX, DNSSEC, STARTTLS, certificates, TLSA, MTA-STS,
-                                        TLS-RPT and the verdict; exit 0 authenticated,
-                                        1 encrypted only, 2 refused
-  caliop records [--config FILE]        print the DNS records to publish for the inbound side
-                                        (MX, MTA-STS, TLS-RPT, TLSA)
-  caliop wkd [--config FILE] ADDRESS    show ADDRESS's WKD lookup, key and encryption decision
-  caliop tlsrpt --print [--config FILE] DOMAIN
-                                        print today's pending TLS-RPT report for DOMAIN
-  caliop tlsrpt --receive [--config FILE]
-                                        take a TLS-RPT report mail on stdin (Postfix pipe)
-  caliop healthcheck [--config FILE]    exit 0 when the running relay is ready (/readyz)
-  caliop version                        print the version
-
-Exit status 2 also means a usage or configuration error, reported on
-standard error ("caliop: ...").
-`
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "version", "--version":
-		fmt.Fprintln(stdout, "caliop", version)
-		return 0
-	case "serve", "mta-sts", "check", "records", "wkd", "tlsrpt", "healthcheck":
-		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		path := fs.String("config", "", "configuration file (YAML)")
-		jsonOut := false
-		if args[0] == "check" {
-			fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-		}
-		receive := false
-		if args[0] == "tlsrpt" {
-			fs.Bool("print", true, "print DOMAIN's pending report")
-			fs.BoolVar(&receive, "receive", false, "take a report mail on standard input (a Postfix pipe)")
-		}
-		pos, err := parseFlags(fs, args[1:])
-		if err != nil {
-			return 2
-		}
-		noArg := args[0] == "serve" || args[0] == "records" || args[0] == "healthcheck" || receive
-		if noArg && len(pos) != 0 || !noArg && len(pos) != 1 {
-			fmt.Fprint(stderr, usage)
-			return 2
-		}
-		load := func() (*config.Config, error) { return config.Parse(nil) }
-		if *path != "" {
-			load = func() (*config.Config, error) { return config.Load(*path) }
-		}
-		cfg, err := load()
-		if err != nil {
-			fmt.Fprintln(stderr, "caliop:", err)
-			return 2
-		}
-		switch args[0] {
-		case "healthcheck":
-			return healthcheck(cfg, stdout)
-		case "check":
-			exit, err := runCheck(cfg, pos[0], jsonOut, stdout)
-			if err != nil {
-				fmt.Fprintln(stderr, "caliop:", err)
-			}
-			return exit
-		case "mta-sts":
-			err = showMTASTS(cfg, pos[0], stdout)
-		case "records":
-			err = showRecords(cfg, stdout)
-		case "wkd":
-			err = showWKD(cfg, pos[0], stdout)
-		case "tlsrpt":
-			if receive {
-				code, err := receiveTLSRPTMail(cfg, os.Stdin)
-				if err != nil {
-					fmt.Fprintln(stderr, "caliop:", err)
-				}
-				return code
-			}
-			err = printTLSRPT(cfg, pos[0], stdout)
-		default:
-			err = serve(cfg, load)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "caliop:", err)
-			if errors.As(err, new(startError)) {
-				return 2
-			}
-			return 1
-		}
-		return 0
-	}
-	fmt.Fprint(stderr, usage)
-	return 2
 }
 
 // serve runs the relay until SIGTERM or SIGINT; SIGHUP reloads the

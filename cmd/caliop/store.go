@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,6 +31,36 @@ func openStore(cfg *config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	return st, nil
+}
+
+// openStoreToLook opens the store for commands that only look (check,
+// mta-sts): the configured one when it exists, else a throwaway one in a
+// temporary directory, so that they never create data_dir. close
+// releases it.
+func openStoreToLook(cfg *config.Config) (st store.Store, close func(), err error) {
+	tmpDir := ""
+	if !cfg.Cluster.Enabled() {
+		if _, statErr := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); statErr != nil {
+			if tmpDir, err = os.MkdirTemp("", "caliop-look-"); err != nil {
+				return nil, nil, err
+			}
+			tmp := *cfg
+			tmp.DataDir = tmpDir
+			cfg = &tmp
+		}
+	}
+	if st, err = openStore(cfg); err != nil {
+		if tmpDir != "" {
+			os.RemoveAll(tmpDir)
+		}
+		return nil, nil, err
+	}
+	return st, func() {
+		st.Close()
+		if tmpDir != "" {
+			os.RemoveAll(tmpDir)
+		}
+	}, nil
 }
 
 // redisLog sends the Redis client's own messages (failed dials while

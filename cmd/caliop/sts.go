@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -42,25 +43,33 @@ func newSTS(cfg *config.Config, st store.Store, res *resolver.Resolver, dial res
 
 // showMTASTS looks domain up as the relay would (sharing its cache) and
 // prints the result.
-func showMTASTS(cfg *config.Config, domain string, out io.Writer) error {
+func showMTASTS(cfg *config.Config, domain string, out, errOut io.Writer) int {
 	res, err := newResolver(cfg)
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "caliop:", err)
+		return 2
 	}
-	st, err := openStore(cfg)
+	st, closeStore, err := openStoreToLook(cfg)
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "caliop:", err)
+		return 1
 	}
-	defer st.Close()
+	defer closeStore()
 	var d net.Dialer
 	sts, err := newSTS(cfg, st, res, d.DialContext, nil, nil, zap.NewNop())
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "caliop:", err)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mtasts.FetchTimeout+time.Duration(cfg.DNS.Timeout)*4)
 	defer cancel()
 	r := sts.Lookup(ctx, domain)
 	mxs, _, mxErr := res.LookupMX(ctx, r.Domain)
 	stscache.WriteReport(out, r, mxs, mxErr, time.Now())
-	return nil
+	// A policy is published but could not be had: the operator must know.
+	if r.StoreErr != nil || r.Record != "" && r.FetchErr != nil {
+		fmt.Fprintf(errOut, "caliop: mta-sts: %s publishes a policy that could not be fetched: %v\n", r.Domain, cmp.Or(r.StoreErr, r.FetchErr))
+		return 1
+	}
+	return 0
 }
