@@ -79,8 +79,35 @@ func (sess *session) Data(r io.Reader) error {
 	defer done()
 	reply := sess.txn.Data(ctx, body, eightBit)
 	sess.txn = nil
-	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", sess.route), zap.Int("rcpts", len(sess.rcpt)), zap.Int64("size", sp.Size()), zap.Int("code", reply.Code))
-	return reply
+	sess.logMessage(sess.route, len(sess.rcpt), sp.Size(), reply)
+	return sess.withID(reply)
+}
+
+// logMessage writes the one line per message and destination: info when
+// delivered, warn with the sender and the reply when deferred or
+// refused. id is in it, and in the reply the MTA logs (withID).
+func (sess *session) logMessage(domain string, rcpts int, size int64, reply *smtp.SMTPError) {
+	fields := []zap.Field{zap.String("id", sess.id), zap.String("domain", domain), zap.Int("rcpts", rcpts), zap.Int64("size", size), zap.Int("code", reply.Code)}
+	if reply.Code/100 == 2 {
+		sess.log.Info("message", fields...)
+		return
+	}
+	what := "message deferred"
+	if reply.Code/100 == 5 {
+		what = "message refused"
+	}
+	sess.log.Warn(what, append(fields, zap.String("from", sess.from.String()), zap.String("reply", reply.Message))...)
+}
+
+// withID names Caliop's transaction id in a final reply ("[caliop ID]"),
+// so that the MTA's log line leads to Caliop's, which all carry the id.
+func (sess *session) withID(r *smtp.SMTPError) *smtp.SMTPError {
+	if r == nil || sess.id == "" {
+		return r
+	}
+	c := *r
+	c.Message += " [caliop " + sess.id + "]"
+	return &c
 }
 
 // LMTPData delivers every destination domain of the transaction in
@@ -149,8 +176,12 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 			res = sess.s.opts.Deliverer.Deliver(ctx, req)
 		}
 	}
-	sess.log.Info("message", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Int("rcpts", len(rt.addrs)), zap.Int64("size", sp.Size()), zap.Int("code", res.Replies[0].Code))
-	return res.Replies
+	sess.logMessage(rt.domain, len(rt.addrs), sp.Size(), res.Replies[0])
+	out := make([]*smtp.SMTPError, len(res.Replies))
+	for i, r := range res.Replies {
+		out[i] = sess.withID(r)
+	}
+	return out
 }
 
 // plan makes the plan for domain; for a message marked "TLS-Required: No"

@@ -1,15 +1,24 @@
 package relay
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/emersion/go-smtp"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/pgpmime"
+	"github.com/caliop/relay/pgppolicy"
+	"github.com/caliop/relay/policy"
 )
 
 // TestTransactionHeldPastBudget: an upstream client that holds a
@@ -76,5 +85,48 @@ func TestTarpitMX(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no log line names mx1's greeting timeout: %v", logs.All())
+	}
+}
+
+// slowPlanner is a policy engine whose DNS does not answer: each plan
+// fails after wait.
+type slowPlanner struct{ wait time.Duration }
+
+func (s slowPlanner) Plan(ctx context.Context, domain string) (policy.Plan, error) {
+	time.Sleep(s.wait)
+	return policy.Plan{}, fmt.Errorf("%w: %s MX: i/o timeout", policy.ErrDNS, domain)
+}
+
+// slowKeys is a WKD decision that takes wait (its lookup waits on the
+// same dead resolver).
+type slowKeys struct{ wait time.Duration }
+
+func (s slowKeys) Decide(context.Context, string) (*openpgp.Entity, *smtp.SMTPError) {
+	time.Sleep(s.wait)
+	return nil, nil
+}
+
+func (slowKeys) Encrypt(w io.Writer, open func() io.Reader, _ []*openpgp.Entity) (pgpmime.Decision, error) {
+	_, err := io.Copy(w, open())
+	return pgppolicy.NoKey, err
+}
+
+// TestRcptDeadResolver: with the resolver dead, the WKD decision and the
+// plan wait on it at once, so RCPT is answered (451 4.4.3) after one DNS
+// timeout, not two.
+func TestRcptDeadResolver(t *testing.T) {
+	t.Parallel()
+	const timeout = 800 * time.Millisecond
+	w := newWorld(t, worldOpts{
+		pgp:     slowKeys{timeout},
+		planner: func(Planner) Planner { return slowPlanner{timeout} },
+	})
+	c := dialRaw(t, w.smtp)
+	c.must("EHLO mta.test", "250")
+	c.must("MAIL FROM:<a@origin.test>", "250")
+	start := time.Now()
+	c.must("RCPT TO:<b@example.test>", "451 4.4.3")
+	if took := time.Since(start); took > timeout*3/2 {
+		t.Errorf("RCPT answered after %v, want about one timeout (%v)", took, timeout)
 	}
 }

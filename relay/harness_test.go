@@ -65,11 +65,13 @@ type worldOpts struct {
 	authLimits AuthLimits
 	connLimits ConnLimits
 	greeting   time.Duration // delivery.Deliverer.GreetingTimeout
-	timeout    time.Duration
-	overrides  map[string]policy.Requirement
-	tls        bool
-	sts        bool // enable MTA-STS (policies published with stsPolicy)
-	dane       bool // enable DANE; every DNS answer is marked DNSSEC-authentic
+	// planner wraps the world's policy engine, when set.
+	planner   func(Planner) Planner
+	timeout   time.Duration
+	overrides map[string]policy.Requirement
+	tls       bool
+	sts       bool // enable MTA-STS (policies published with stsPolicy)
+	dane      bool // enable DANE; every DNS answer is marked DNSSEC-authentic
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
 	pgp                 Encrypter // Options.PGP
@@ -148,10 +150,13 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		Parallel:            4,
 		HonourTLSRequiredNo: o.honourTLSRequiredNo,
 		PGP:                 o.pgp,
-		Planner:             w.engine,
+		Planner:             Planner(w.engine),
 		Deliverer:           w.deliver,
 		Metrics:             w.metrics,
 		Log:                 zaptest.NewLogger(t),
+	}
+	if o.planner != nil {
+		opts.Planner = o.planner(w.engine)
 	}
 	if o.tls {
 		cert := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"relay.test"}})

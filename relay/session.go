@@ -14,6 +14,7 @@ import (
 
 	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/policy"
 )
 
 // session is one upstream SMTP or LMTP session.
@@ -97,18 +98,47 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt accepts a recipient: in LMTP at once (its reply comes after DATA),
 // in SMTP after the destination MX accepted it.
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	err := sess.addRecipient(to)
+	if se, ok := err.(*smtp.SMTPError); ok {
+		return sess.withID(se)
+	}
+	return err
+}
+
+// addRecipient is Rcpt before the reply names the transaction.
+func (sess *session) addRecipient(to string) error {
 	r, err := parseRecipient(to, sess.opts.UTF8)
 	if err != nil {
 		return err
 	}
-	if err := sess.decide(&r); err != nil {
-		return err
-	}
 	if sess.lmtp {
+		if err := sess.decide(&r); err != nil {
+			return err
+		}
 		sess.rcpt = append(sess.rcpt, r)
 		return nil
 	}
-	return sess.rcptSMTP(r)
+	// The WKD decision and the plan (MX, policies: DNS and HTTPS) run at
+	// once: a slow or dead resolver costs one timeout, not two.
+	decided := make(chan error, 1)
+	go func() { decided <- sess.decide(&r) }()
+	var pre *plannedRoute
+	if sess.txn == nil || len(sess.rcpt) == 0 && sess.route != r.domain() {
+		ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
+		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+		cancel()
+		pre = &plannedRoute{plan, err}
+	}
+	if err := <-decided; err != nil {
+		return err
+	}
+	return sess.rcptSMTP(r, pre)
+}
+
+// plannedRoute is a plan made ahead, while the WKD decision ran.
+type plannedRoute struct {
+	plan policy.Plan
+	err  error
 }
 
 // rcptSMTP fixes the route on the first recipient its MX accepted
@@ -116,7 +146,7 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // destination MX. Until one is accepted the downstream transaction is
 // tentative: a later recipient of the same route tries it again (no new
 // MAIL); one of another route resets and releases it and opens its own.
-func (sess *session) rcptSMTP(r recipient) error {
+func (sess *session) rcptSMTP(r recipient, pre *plannedRoute) error {
 	key := r.routeKey()
 	if sess.txn != nil && key != sess.routeKey {
 		if len(sess.rcpt) > 0 {
@@ -130,7 +160,11 @@ func (sess *session) rcptSMTP(r recipient) error {
 	if sess.txn != nil {
 		return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
 	}
-	plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+	if pre == nil {
+		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+		pre = &plannedRoute{plan, err}
+	}
+	plan, err := pre.plan, pre.err
 	if err != nil {
 		reply := planReply(r.domain(), err)
 		sess.s.noteRefused(r.domain(), planFailure(err), 1)
