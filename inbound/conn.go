@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/internal/bdat"
+	"github.com/caliop/relay/internal/smtpfront"
 )
 
 // clientConn sits between a client's TCP connection and go-smtp. It runs
@@ -46,7 +47,7 @@ type clientConn struct {
 	rerr     error         // sticky read error
 	pending  []byte        // command line handed to go-smtp next
 	mode     readMode
-	dot      dotState // end-of-data detector in modeData
+	dot      smtpfront.Dot // end-of-data detector in modeData
 	bdatLeft int64
 	needEHLO bool   // STARTTLS done, no EHLO/HELO since
 	verb     string // verb of the last command read

@@ -3,6 +3,8 @@ package inbound
 import (
 	"bytes"
 	"time"
+
+	"github.com/caliop/relay/internal/smtpfront"
 )
 
 // bodyDeadline gives each read of a body a deadline of its own, instead
@@ -37,7 +39,7 @@ func (c *clientConn) readData(p []byte) (int, error) {
 	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
 	n := 0
 	for n < len(buf) {
-		if c.dot == dotData {
+		if c.dot == smtpfront.DotData {
 			// Skip to the next CR: the only byte that matters here.
 			i := bytes.IndexByte(buf[n:], '\r')
 			if i < 0 {
@@ -46,43 +48,14 @@ func (c *clientConn) readData(p []byte) (int, error) {
 			}
 			n += i
 		}
-		c.dot = c.dot.next(buf[n])
+		c.dot = c.dot.Next(buf[n])
 		n++
-		if c.dot == dotEnd {
-			c.mode, c.dot = modeCommand, dotBeginLine
+		if c.dot == smtpfront.DotEnd {
+			c.mode, c.dot = modeCommand, smtpfront.DotBeginLine
 			break
 		}
 	}
 	copy(p, buf[:n])
 	c.br.Discard(n)
 	return n, nil
-}
-
-// dotState finds the end of the body exactly as go-smtp's dataReader
-// does, so that both agree on where the next command starts.
-type dotState int
-
-const (
-	dotBeginLine dotState = iota // at the start of a line (after CRLF)
-	dotDot                       // "." at the start of a line
-	dotDotCR                     // ".\r" at the start of a line
-	dotCR                        // "\r"
-	dotData                      // inside a line
-	dotEnd                       // ".\r\n" at the start of a line
-)
-
-func (s dotState) next(b byte) dotState {
-	switch {
-	case s == dotBeginLine && b == '.':
-		return dotDot
-	case s == dotDot && b == '\r':
-		return dotDotCR
-	case s == dotDotCR && b == '\n':
-		return dotEnd
-	case s == dotCR && b == '\n':
-		return dotBeginLine
-	case (s == dotBeginLine || s == dotData) && b == '\r':
-		return dotCR
-	}
-	return dotData
 }

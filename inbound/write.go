@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/caliop/relay/internal/smtpfront"
 )
 
 // Write takes go-smtp's replies and sends each when its last line is
@@ -48,7 +50,7 @@ func (c *clientConn) send(lines [][]byte) error {
 	case code == 250 && c.verb == "EHLO" && len(lines) > 1:
 		lines = c.ehloReply(lines)
 	case code == 354:
-		c.mode, c.dot = modeData, dotBeginLine
+		c.mode, c.dot = modeData, smtpfront.DotBeginLine
 	case code == 500 && bytes.Contains(last, []byte("Too many errors")):
 		// go-smtp's own limit on bad commands: closing is a 421
 		// (RFC 5321 §3.8), the same as ours.
