@@ -360,6 +360,10 @@ func checkExpr(expr string, instant bool, allowed map[string]bool, vars []string
 		}
 	}
 	s = ranges.ReplaceAllString(s, " ")
+	// "offset $__range" (the instant queries' range) is no series.
+	if instant {
+		s = strings.ReplaceAll(s, "offset $__range", " ")
+	}
 	s = labelList.ReplaceAllString(s, " ")
 	if strings.ContainsAny(s, "{}[]") {
 		errs = append(errs, fmt.Errorf("unbalanced braces or brackets"))

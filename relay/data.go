@@ -88,6 +88,10 @@ func (sess *session) Data(r io.Reader) error {
 // refused. id is in it, and in the reply the MTA logs (withID).
 func (sess *session) logMessage(domain string, rcpts int, size int64, reply *smtp.SMTPError) {
 	fields := []zap.Field{zap.String("id", sess.id), zap.String("domain", domain), zap.Int("rcpts", rcpts), zap.Int64("size", size), zap.Int("code", reply.Code)}
+	if f := sess.forwarded(); f.Ident != "" || f.Addr != "" {
+		// XFORWARD: the MTA's queue id and the original client.
+		fields = append(fields, zap.String("queue_id", f.Ident), zap.String("orig_client", f.Addr), zap.String("orig_helo", f.Helo))
+	}
 	if reply.Code/100 == 2 {
 		sess.log.Info("message", fields...)
 		return
@@ -97,6 +101,14 @@ func (sess *session) logMessage(domain string, rcpts int, size int64, reply *smt
 		what = "message refused"
 	}
 	sess.log.Warn(what, append(fields, zap.String("from", sess.from.String()), zap.String("reply", reply.Message))...)
+}
+
+// forwarded is what the MTA said with XFORWARD, if anything.
+func (sess *session) forwarded() Forwarded {
+	if fc, ok := sess.conn.Conn().(*frontConn); ok {
+		return fc.Forwarded()
+	}
+	return Forwarded{}
 }
 
 // withID names Caliop's transaction id in a final reply ("[caliop ID]"),

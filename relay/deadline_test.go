@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -129,4 +130,46 @@ func TestRcptDeadResolver(t *testing.T) {
 	if took := time.Since(start); took > timeout*3/2 {
 		t.Errorf("RCPT answered after %v, want about one timeout (%v)", took, timeout)
 	}
+}
+
+// TestXFORWARD: a trusted MTA is offered XFORWARD (Postfix
+// XFORWARD_README); what it says (its queue id, the original client)
+// is in Caliop's log line for the message, and the final reply names
+// Caliop's id, which that line carries. An untrusted client is neither
+// offered XFORWARD nor heard.
+func TestXFORWARD(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.InfoLevel)
+	w := newWorld(t, worldOpts{log: zap.New(core)})
+	mx := w.mx("mx.example.test", mxtest.Behavior{})
+	w.domain("example.test", "mx.example.test")
+	c := dialRaw(t, w.smtp)
+	if ehlo := c.send("EHLO mta.test"); !strings.Contains(ehlo, "\n250 XFORWARD NAME ADDR PROTO HELO IDENT SOURCE PORT") {
+		t.Fatalf("EHLO reply does not offer XFORWARD last:\n%s", ehlo)
+	}
+	c.must("XFORWARD NAME=client.example ADDR=192.0.2.7 PROTO=ESMTP", "250")
+	c.must("XFORWARD HELO=client.example IDENT=4QXyz1Abc SOURCE=REMOTE", "250")
+	c.must("MAIL FROM:<a@origin.test>", "250")
+	c.must("RCPT TO:<b@example.test>", "250")
+	c.data("Subject: x\r\n\r\nXFORWARD IDENT=in-the-body\r\n")
+	reply := c.reply()
+	m := caliopID.FindString(reply)
+	if !strings.HasPrefix(reply, "250") || m == "" {
+		t.Fatalf("end of DATA: %q, want 250 naming Caliop's id", reply)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(m, "[caliop "), "]")
+	lines := logs.FilterMessage("message").FilterField(zap.String("id", id)).All()
+	if len(lines) != 1 || lines[0].ContextMap()["queue_id"] != "4QXyz1Abc" || lines[0].ContextMap()["orig_client"] != "192.0.2.7" {
+		t.Errorf("log lines for %s: %+v; want one with queue_id 4QXyz1Abc and orig_client 192.0.2.7", id, lines)
+	}
+	if msgs := mx.Messages(); len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "XFORWARD IDENT=in-the-body") {
+		t.Errorf("a body line that looks like XFORWARD must stay in the body")
+	}
+
+	u := newWorld(t, worldOpts{trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	c = dialRaw(t, u.smtp)
+	if ehlo := c.send("EHLO mta.test"); strings.Contains(ehlo, "XFORWARD") {
+		t.Errorf("XFORWARD offered to an untrusted client")
+	}
+	c.must("XFORWARD IDENT=forged", "5")
 }

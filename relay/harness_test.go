@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/caliop/relay/delivery"
@@ -67,6 +68,7 @@ type worldOpts struct {
 	greeting   time.Duration // delivery.Deliverer.GreetingTimeout
 	// planner wraps the world's policy engine, when set.
 	planner   func(Planner) Planner
+	log       *zap.Logger // the server's; nil: the test's
 	timeout   time.Duration
 	overrides map[string]policy.Requirement
 	tls       bool
@@ -157,6 +159,9 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	}
 	if o.planner != nil {
 		opts.Planner = o.planner(w.engine)
+	}
+	if o.log != nil {
+		opts.Log = o.log
 	}
 	if o.tls {
 		cert := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"relay.test"}})

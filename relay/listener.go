@@ -91,7 +91,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			refuse(c, replyLine(errTooManyConnections(host)))
 			continue
 		}
-		return &countedConn{Conn: c, release: func() { l.s.conns.release(a) }}, nil
+		return newFrontConn(c, func() { l.s.conns.release(a) }, l.s.trusted(a)), nil
 	}
 }
 
@@ -112,14 +112,3 @@ func remoteAddr(c net.Conn) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// countedConn gives its slot back when closed (once).
-type countedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
-}

@@ -211,7 +211,11 @@ func (sess *session) accepted(r recipient, reply *smtp.SMTPError) error {
 }
 
 // Reset ends the transaction; while draining, the session too.
+// XFORWARD attributes last one transaction.
 func (sess *session) Reset() {
+	if fc, ok := sess.conn.Conn().(*frontConn); ok {
+		fc.resetForwarded()
+	}
 	if sess.txn != nil {
 		sess.txn.Close()
 	}
