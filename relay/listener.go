@@ -111,4 +111,3 @@ func remoteAddr(c net.Conn) netip.Addr {
 	}
 	return ap.Addr().Unmap()
 }
-

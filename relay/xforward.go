@@ -27,7 +27,7 @@ const xforwardKeyword = "XFORWARD NAME ADDR PROTO HELO IDENT SOURCE PORT"
 // Forwarded is what the MTA said of a transaction with XFORWARD.
 type Forwarded struct {
 	Name, Addr, Proto, Helo string // the original client
-	Ident                       string // the MTA's queue id
+	Ident                   string // the MTA's queue id
 }
 
 // readMode is what the client sends next, as go-smtp will read it.
