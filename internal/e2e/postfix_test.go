@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ func TestPostfixLMTPToTLSDestination(t *testing.T) {
 		"default_transport = lmtp:inet:" + lmtp,
 		"relay_transport = lmtp:inet:" + lmtp,
 		"lmtp_destination_concurrency_limit = 100",
+		"lmtp_send_xforward_command = yes",
 	}})
 
 	marker := "caliop-e2e-" + randomHex(t)
@@ -44,6 +46,21 @@ func TestPostfixLMTPToTLSDestination(t *testing.T) {
 	}
 	if bad := pf.WaitLog(0, queueID, "status=deferred"); bad != "" {
 		t.Errorf("postfix deferred the message at least once: %s", bad)
+	}
+	// The two logs join: Postfix's line names Caliop's id, and Caliop's
+	// line for that id carries Postfix's queue id (XFORWARD IDENT).
+	if m := regexp.MustCompile(`\[caliop ([0-9a-f]{12})\]`).FindStringSubmatch(sent); m == nil {
+		t.Errorf("postfix's status=sent line does not name Caliop's id: %s", sent)
+	} else if waitOutput(proc, `"id":"`+m[1]+`"`, 5*time.Second) {
+		joined := false
+		for _, line := range strings.Split(proc.Output.String(), "\n") {
+			joined = joined || strings.Contains(line, `"id":"`+m[1]+`"`) && strings.Contains(line, `"queue_id":"`+queueID+`"`)
+		}
+		if !joined {
+			t.Errorf("caliop's log line for id %s lacks queue_id %s:\n%s", m[1], queueID, proc.Output.String())
+		}
+	} else {
+		t.Errorf("caliop's log has no line for id %s", m[1])
 	}
 
 	// The MX answered 250 before Postfix's queue emptied; anything
