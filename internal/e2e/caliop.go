@@ -170,15 +170,33 @@ func (in Inbound) yaml(b *strings.Builder) {
 	}
 }
 
-// FreeAddr returns 127.0.0.1:port with a port that was free a moment ago.
+// FreeAddr returns 127.0.0.1:port with a port that was free a moment ago
+// and that it has not returned before in this process: the kernel may
+// hand the same ephemeral port out again at once, and two listeners of
+// one test must not be given one port.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		handedOutMu.Lock()
+		seen := handedOut[addr]
+		handedOut[addr] = true
+		handedOutMu.Unlock()
+		if !seen {
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("e2e: no fresh free port")
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
 
 // Process is a running caliop serve.
 type Process struct {
