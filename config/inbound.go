@@ -201,9 +201,9 @@ func (in *Inbound) finishTLS(bad func(string, string, ...any) error) error {
 	case t.ACME == nil && (t.Cert == "" || t.Key == ""):
 		return bad("tls", "set cert and key, or acme: STARTTLS is not optional")
 	case t.ACME == nil:
-		for key, f := range map[string]string{"tls.cert": t.Cert, "tls.key": t.Key} {
-			if _, err := os.Stat(f); err != nil {
-				return bad(key, "%v", err)
+		for _, kf := range [][2]string{{"tls.cert", t.Cert}, {"tls.key", t.Key}} {
+			if _, err := os.Stat(kf[1]); err != nil {
+				return bad(kf[0], "%v", err)
 			}
 		}
 		return nil

@@ -101,6 +101,8 @@ func TestPostfixSMTPRelayhostSplitsDomains(t *testing.T) {
 		"default_transport = smtp",
 		"relay_transport = smtp",
 		"smtp_tls_security_level = none",
+		// The SMTP conversation with Caliop in the log shown on failure.
+		"debug_peer_list = 127.0.0.1",
 		// "Postfix: at its next queue run": make that within seconds.
 		"queue_run_delay = 1s",
 		"minimal_backoff_time = 1s",
