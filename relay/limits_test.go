@@ -126,7 +126,7 @@ func TestAuthFailuresPerAddress(t *testing.T) {
 // as a known one with a wrong password (medians within a factor of 2).
 func TestAuthUnknownUserTiming(t *testing.T) {
 	t.Parallel()
-	w := authWorld(t, 8, AuthLimits{Free: 100, PerConnection: 100, PerAddress: 1000})
+	w := authWorld(t, 10, AuthLimits{Free: 100, PerConnection: 100, PerAddress: 1000})
 	c := w.tlsClient()
 	median := func(user string) time.Duration {
 		var d []time.Duration

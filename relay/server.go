@@ -127,6 +127,11 @@ func New(o Options) *Server {
 	o.ConnLimits = o.ConnLimits.withDefaults()
 	s := &Server{opts: o, sessions: map[*session]struct{}{}, authFailures: newFailures(o.AuthLimits, o.Now)}
 	s.conns = newConnCounter(o.ConnLimits, s.trusted)
+	if len(o.Users) > 0 {
+		// Now, so that the first unknown user is not slower than the
+		// others (dummyHash).
+		s.dummyHash()
+	}
 	s.smtp, s.lmtp = s.newSMTP(false), s.newSMTP(true)
 	return s
 }
