@@ -244,7 +244,7 @@ func (c *clientConn) hangUp(r *smtp.SMTPError) {
 	c.wmu.Lock()
 	if !c.closed.Load() {
 		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c.cur, replyLine(r))
+		io.WriteString(c.cur, smtpfront.ReplyLine(r))
 	}
 	c.wmu.Unlock()
 	c.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/message"
 )
 
@@ -64,7 +65,7 @@ func (sess *session) spool(r io.Reader, t *txn) (*message.Spool, error) {
 	if t != nil {
 		if _, err := io.WriteString(sp, t.received.header(o.Hostname, t.id, o.Now())); err != nil {
 			sp.Close()
-			return nil, localError(err)
+			return nil, smtpfront.LocalError(err)
 		}
 	}
 	w := message.NewCRLFWriter(sp)
@@ -91,7 +92,7 @@ func (sess *session) bodyError(p *pacer, err error) error {
 		if errors.Is(err, message.ErrLineTooLong) {
 			return errBodyLineTooLong(sess.s.opts.Limits.MaxLine) // go-smtp reads the rest
 		}
-		return localError(err) // the spool failed; go-smtp reads the rest
+		return smtpfront.LocalError(err) // the spool failed; go-smtp reads the rest
 	}
 	var se *smtp.SMTPError
 	if errors.As(p.readErr, &se) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/caliop/relay/internal/smtpfront"
 	"go.uber.org/zap"
 )
 
@@ -34,7 +35,7 @@ func (l *listener) Accept() (net.Conn, error) {
 func (s *Server) admit(raw net.Conn) *clientConn {
 	host := s.opts.Hostname
 	if s.draining.Load() {
-		refuse(raw, replyLine(errShuttingDown(host)))
+		refuse(raw, smtpfront.ReplyLine(smtpfront.ShuttingDown(host)))
 		return nil
 	}
 	ip := remoteIP(raw)
@@ -49,7 +50,7 @@ func (s *Server) admit(raw net.Conn) *clientConn {
 	s.mu.Unlock()
 	if over {
 		s.opts.Log.Info("too many connections", zap.String("client", raw.RemoteAddr().String()))
-		refuse(raw, replyLine(errTooManyConnections(host)))
+		refuse(raw, smtpfront.ReplyLine(smtpfront.TooManyConnections(host)))
 	}
 	return c
 }

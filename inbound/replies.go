@@ -52,29 +52,8 @@ func errDataBroken(host string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: host + " error reading message data, closing connection"}
 }
 
-// errShuttingDown: RFC 5321 §3.8, a server shutting down may close with
-// 421 at any time.
-func errShuttingDown(host string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: host + " shutting down, try again later"}
-}
-
-func errTooManyConnections(host string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many connections, try again later"}
-}
-
 func errTooManyErrors(host string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many errors, closing connection"}
-}
-
-// localError keeps an internal fault temporary.
-func localError(err error) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: " + err.Error()}
-}
-
-// replyLine is r as one reply line, CRLF included.
-func replyLine(r *smtp.SMTPError) string {
-	ec := r.EnhancedCode
-	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, ec[0], ec[1], ec[2], r.Message)
 }
 
 // positive reports a 2xx reply.

@@ -30,6 +30,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/metrics"
 )
 
@@ -154,7 +155,7 @@ func New(o Options) *Server {
 	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout = o.Limits.CommandTimeout
 	srv.WriteTimeout = o.Limits.CommandTimeout
-	srv.ErrorLog = zapPrintf{o.Log}
+	srv.ErrorLog = smtpfront.Logger{L: o.Log}
 	s.smtp = srv
 	return s
 }
@@ -245,7 +246,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, c := range open {
 		if !c.busy.Load() {
-			c.hangUp(errShuttingDown(s.opts.Hostname))
+			c.hangUp(smtpfront.ShuttingDown(s.opts.Hostname))
 		}
 	}
 	err := s.smtp.Shutdown(ctx)
@@ -266,18 +267,12 @@ type backend struct{ s *Server }
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	cc, ok := c.Conn().(*clientConn)
 	if !ok {
-		return nil, localError(fmt.Errorf("unexpected connection type %T", c.Conn()))
+		return nil, smtpfront.LocalError(fmt.Errorf("unexpected connection type %T", c.Conn()))
 	}
 	if b.s.draining.Load() {
-		return nil, errShuttingDown(b.s.opts.Hostname)
+		return nil, smtpfront.ShuttingDown(b.s.opts.Hostname)
 	}
 	return newSession(b.s, c, cc), nil
 }
 
 var _ smtp.Backend = backend{}
-
-// zapPrintf adapts zap to go-smtp's ErrorLog.
-type zapPrintf struct{ l *zap.Logger }
-
-func (z zapPrintf) Printf(format string, v ...any) { z.l.Sugar().Warnf(format, v...) }
-func (z zapPrintf) Println(v ...any)               { z.l.Sugar().Warnln(v...) }

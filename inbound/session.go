@@ -1,8 +1,6 @@
 package inbound
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"sync"
@@ -12,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/address"
+	"github.com/caliop/relay/internal/smtpfront"
 )
 
 // session is one client session, and its connection to the next hop,
@@ -53,7 +52,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	sess.c.busy.Store(true)
 	if sess.s.draining.Load() {
 		sess.c.busy.Store(false)
-		return errShuttingDown(sess.s.opts.Hostname)
+		return smtpfront.ShuttingDown(sess.s.opts.Hostname)
 	}
 	err := sess.mail(from, opts)
 	if err != nil {
@@ -96,7 +95,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	if !positive(reply) {
 		return sess.passOn(reply)
 	}
-	sess.txn = &txn{id: newID(), domain: domain, utf8: opts.UTF8, received: sess.receivedInfo()}
+	sess.txn = &txn{id: smtpfront.NewID(), domain: domain, utf8: opts.UTF8, received: sess.receivedInfo()}
 	sess.s.opts.Stats.add(domain, isTLS)
 	sess.s.opts.Metrics.InboundSession(domain, sess.c.tlsVersion())
 	return nil
@@ -197,7 +196,7 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (sess *session) Reset() {
 	sess.c.busy.Store(false)
 	if sess.s.draining.Load() {
-		sess.c.hangUp(errShuttingDown(sess.s.opts.Hostname))
+		sess.c.hangUp(smtpfront.ShuttingDown(sess.s.opts.Hostname))
 	}
 }
 
@@ -213,12 +212,6 @@ func (sess *session) Logout() error {
 		h.conn.Close()
 	}
 	return nil
-}
-
-func newID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 var _ smtp.Session = (*session)(nil)

@@ -54,12 +54,12 @@ func (c *clientConn) send(lines [][]byte) error {
 	case code == 500 && bytes.Contains(last, []byte("Too many errors")):
 		// go-smtp's own limit on bad commands: closing is a 421
 		// (RFC 5321 §3.8), the same as ours.
-		lines, code = [][]byte{[]byte(replyLine(errTooManyErrors(host)))}, 421
+		lines, code = [][]byte{[]byte(smtpfront.ReplyLine(errTooManyErrors(host)))}, 421
 	}
 	closing := code == 421
 	if code >= 400 && code < 600 && !closing {
 		if c.errors++; c.errors >= c.s.opts.Limits.MaxErrors {
-			lines = append(lines, []byte(replyLine(errTooManyErrors(host))))
+			lines = append(lines, []byte(smtpfront.ReplyLine(errTooManyErrors(host))))
 			closing = true
 		}
 	}

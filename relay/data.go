@@ -13,6 +13,7 @@ import (
 
 	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/message"
 	"github.com/caliop/relay/policy"
 )
@@ -28,7 +29,7 @@ func (sess *session) spool(r io.Reader) (*message.Spool, error) {
 	sp := message.NewSpool(o.SpoolDir, o.MemoryBuffer)
 	if _, err := io.WriteString(sp, sess.received()); err != nil {
 		sp.Close()
-		return nil, internalError(err)
+		return nil, smtpfront.LocalError(err)
 	}
 	w := message.NewCRLFWriter(sp)
 	w.LineLimit = o.MaxLine
@@ -45,11 +46,11 @@ func (sess *session) spool(r io.Reader) (*message.Spool, error) {
 			// go-smtp reads the rest of the body: the session goes on.
 			return nil, errLineTooLong(o.MaxLine)
 		}
-		return nil, internalError(err)
+		return nil, smtpfront.LocalError(err)
 	}
 	if err := w.Close(); err != nil {
 		sp.Close()
-		return nil, internalError(err)
+		return nil, smtpfront.LocalError(err)
 	}
 	return sp, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caliop/relay/internal/smtpfront"
 	"go.uber.org/zap"
 )
 
@@ -82,13 +83,13 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		host := l.s.opts.Hostname
 		if l.s.draining.Load() {
-			refuse(c, replyLine(errShuttingDown(host)))
+			refuse(c, smtpfront.ReplyLine(smtpfront.ShuttingDown(host)))
 			continue
 		}
 		a := remoteAddr(c)
 		if !l.s.conns.take(a) {
 			l.s.opts.Log.Warn("too many connections", zap.String("client", c.RemoteAddr().String()))
-			refuse(c, replyLine(errTooManyConnections(host)))
+			refuse(c, smtpfront.ReplyLine(smtpfront.TooManyConnections(host)))
 			continue
 		}
 		return newFrontConn(c, func() { l.s.conns.release(a) }, l.s.trusted(a)), nil

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/message"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/pgpmime"
@@ -105,7 +106,7 @@ func (sess *session) bodyFor(sp *message.Spool, keys []*openpgp.Entity) (body de
 		decision, err = sess.s.opts.PGP.Encrypt(out, sp.Reader, keys)
 		if err != nil {
 			out.Close()
-			return nil, false, done, internalError(err)
+			return nil, false, done, smtpfront.LocalError(err)
 		}
 		body, eightBit, done = out, out.EightBit(), func() { out.Close() }
 	}

@@ -1,46 +1,18 @@
 package relay
 
-import (
-	"crypto/tls"
-	"fmt"
-	"strings"
+import "github.com/caliop/relay/internal/smtpfront"
 
-	"github.com/caliop/relay/internal/tlsname"
-)
-
-// received is the trace header Caliop adds (RFC 5321 §4.4), naming the TLS
-// version and cipher of the hop from the MTA and the protocol with the
-// RFC 3848 keywords (ESMTPS, LMTPSA, ...). Recipients are not named, so
-// that no Bcc leaks.
+// received is the trace header Caliop adds (RFC 5321 §4.4) for the hop
+// from the MTA: ESMTP or LMTP, S under TLS, A after AUTH (RFC 3848).
 func (sess *session) received() string {
-	proto := "ESMTP"
+	base := "ESMTP"
 	if sess.lmtp {
-		proto = "LMTP"
+		base = "LMTP"
 	}
-	tlsInfo := ""
+	r := smtpfront.Received{Helo: sess.conn.Hostname(), IP: sess.remote, By: sess.s.opts.Hostname, ID: sess.id, Time: sess.s.opts.Now()}
 	if st, ok := sess.conn.TLSConnectionState(); ok {
-		proto += "S"
-		tlsInfo = fmt.Sprintf("\r\n\t(using %s with cipher %s)", tls.VersionName(st.Version), tlsname.Cipher(st.CipherSuite))
+		r.TLS = &st
 	}
-	if sess.user != "" {
-		proto += "A"
-	}
-	helo := sanitize(sess.conn.Hostname())
-	return fmt.Sprintf("Received: from %s ([%s])%s\r\n\tby %s (Caliop) with %s id %s;\r\n\t%s\r\n",
-		helo, sess.remote, tlsInfo, sess.s.opts.Hostname, proto, sess.id,
-		sess.s.opts.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
-}
-
-// sanitize keeps a client-supplied name from breaking the header.
-func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == ';' {
-			return -1
-		}
-		return r
-	}, s)
-	if s == "" {
-		return "unknown"
-	}
-	return s
+	r.Proto = smtpfront.Protocol(base, r.TLS != nil, sess.user != "")
+	return r.String()
 }

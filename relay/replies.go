@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/tlsrpt"
@@ -33,7 +34,7 @@ func planReply(domain string, err error) *smtp.SMTPError {
 	case errors.Is(err, policy.ErrDNS):
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 3}, Message: "DNS lookup failed for " + domain + ": " + err.Error()}
 	}
-	return internalError(err)
+	return smtpfront.LocalError(err)
 }
 
 // planFailure is the failure class of a policy.Plan error for
@@ -71,27 +72,9 @@ func errTooManyAuthFailures(host string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many authentication failures, closing connection"}
 }
 
-// errTooManyConnections refuses a connection over a listener limit
-// (RFC 5321 §3.8).
-func errTooManyConnections(host string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many connections, try again later"}
-}
-
-// replyLine is r as one reply line, CRLF included.
-func replyLine(r *smtp.SMTPError) string {
-	ec := r.EnhancedCode
-	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, ec[0], ec[1], ec[2], r.Message)
-}
-
 // noteRefused counts n recipients of domain refused before any delivery.
 func (s *Server) noteRefused(domain, class string, n int) {
 	s.opts.Metrics.Failed(metrics.Destination{Domain: domain}, class, n)
-}
-
-// internalError keeps an internal fault temporary: go-smtp would turn a
-// plain error into a permanent 554.
-func internalError(err error) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: " + err.Error()}
 }
 
 // replan is called after every MX of an enforced MTA-STS plan failed: if

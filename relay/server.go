@@ -20,6 +20,7 @@ import (
 
 	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 )
@@ -154,7 +155,7 @@ func (s *Server) newSMTP(lmtp bool) *smtp.Server {
 	srv.EnableREQUIRETLS = true
 	srv.ReadTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2.7
 	srv.WriteTimeout = time.Minute
-	srv.ErrorLog = zapPrintf{s.opts.Log}
+	srv.ErrorLog = smtpfront.Logger{L: s.opts.Log}
 	return srv
 }
 
@@ -238,9 +239,3 @@ func (s *Server) track(sess *session, on bool) {
 		delete(s.sessions, sess)
 	}
 }
-
-// zapPrintf adapts zap to go-smtp's ErrorLog.
-type zapPrintf struct{ l *zap.Logger }
-
-func (z zapPrintf) Printf(format string, v ...any) { z.l.Sugar().Warnf(format, v...) }
-func (z zapPrintf) Println(v ...any)               { z.l.Sugar().Warnln(v...) }

@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net/netip"
 	"sync"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/policy"
 )
 
@@ -43,7 +42,7 @@ type session struct {
 
 func (s *Server) newSession(c *smtp.Conn, lmtp bool) (smtp.Session, error) {
 	if s.draining.Load() {
-		return nil, errShuttingDown(s.opts.Hostname)
+		return nil, smtpfront.ShuttingDown(s.opts.Hostname)
 	}
 	sess := &session{s: s, conn: c, lmtp: lmtp}
 	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
@@ -62,7 +61,7 @@ func (sess *session) mayRelay() bool {
 // Mail starts a transaction if the client may relay.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if sess.s.draining.Load() {
-		return errShuttingDown(sess.s.opts.Hostname)
+		return smtpfront.ShuttingDown(sess.s.opts.Hostname)
 	}
 	if !sess.mayRelay() {
 		sess.log.Warn("relay denied", zap.String("from", from))
@@ -87,7 +86,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	sess.mu.Lock()
 	sess.busy = true
 	sess.mu.Unlock()
-	sess.id = newID()
+	sess.id = smtpfront.NewID()
 	sess.from = a
 	if opts != nil {
 		sess.opts = *opts
@@ -253,7 +252,7 @@ func (sess *session) closeIfIdle() {
 // with 421 at any time) and closes the connection. go-smtp's Reject would
 // say "4.4.5 Too busy", which is not why.
 func (sess *session) hangUp() {
-	sess.hangUpWith(errShuttingDown(sess.s.opts.Hostname))
+	sess.hangUpWith(smtpfront.ShuttingDown(sess.s.opts.Hostname))
 	sess.conn.Close()
 }
 
@@ -262,18 +261,8 @@ func (sess *session) hangUp() {
 func (sess *session) hangUpWith(r *smtp.SMTPError) {
 	nc := sess.conn.Conn()
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	io.WriteString(nc, replyLine(r))
+	io.WriteString(nc, smtpfront.ReplyLine(r))
 	nc.Close()
-}
-
-func errShuttingDown(host string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: host + " shutting down, try again later"}
-}
-
-func newID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 var _ smtp.LMTPSession = (*session)(nil)

@@ -1,0 +1,47 @@
+package smtpfront
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+)
+
+// ReplyLine is r as one reply line, CRLF included, for a front that
+// writes to the connection itself (a refusal at connect, a hang-up).
+func ReplyLine(r *smtp.SMTPError) string {
+	ec := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, ec[0], ec[1], ec[2], r.Message)
+}
+
+// ShuttingDown is the reply of a front that stops: RFC 5321 §3.8, a
+// server shutting down may close with 421 at any time.
+func ShuttingDown(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: host + " shutting down, try again later"}
+}
+
+// TooManyConnections refuses a connection over a front's limits.
+func TooManyConnections(host string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: host + " too many connections, try again later"}
+}
+
+// LocalError keeps an internal fault temporary (451 4.3.0).
+func LocalError(err error) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: " + err.Error()}
+}
+
+// NewID is a transaction id: 12 hex digits, in the Received header, the
+// log lines and the final replies.
+func NewID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Logger adapts zap to go-smtp's ErrorLog.
+type Logger struct{ L *zap.Logger }
+
+func (z Logger) Printf(format string, v ...any) { z.L.Sugar().Warnf(format, v...) }
+func (z Logger) Println(v ...any)               { z.L.Sugar().Warnln(v...) }
