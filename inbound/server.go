@@ -130,9 +130,9 @@ type Server struct {
 	// that tests can shorten them.
 	window, keepAlive time.Duration
 
-	mu    sync.Mutex
-	conns map[*clientConn]struct{}
-	perIP map[string]int
+	mu        sync.Mutex
+	conns     map[*clientConn]struct{}
+	admission *smtpfront.Admission
 }
 
 // New builds a Server; call Serve for each listener.
@@ -141,7 +141,8 @@ func New(o Options) *Server {
 	s := &Server{
 		opts: o, domains: set(o.Domains), partners: set(o.RequireTLSFrom),
 		window: defaultRateWindow, keepAlive: defaultKeepAlive,
-		conns: map[*clientConn]struct{}{}, perIP: map[string]int{},
+		conns:     map[*clientConn]struct{}{},
+		admission: smtpfront.NewAdmission(o.Limits.MaxConnections, func(netip.Addr) int { return o.Limits.MaxPerIP }),
 	}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = o.Hostname

@@ -106,7 +106,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 
-	conns        *connCounter
+	conns        *smtpfront.Admission
 	authFailures *failures
 	dummyOnce    sync.Once
 	dummy        []byte
@@ -127,7 +127,12 @@ func New(o Options) *Server {
 	o.AuthLimits = o.AuthLimits.withDefaults()
 	o.ConnLimits = o.ConnLimits.withDefaults()
 	s := &Server{opts: o, sessions: map[*session]struct{}{}, authFailures: newFailures(o.AuthLimits, o.Now)}
-	s.conns = newConnCounter(o.ConnLimits, s.trusted)
+	s.conns = smtpfront.NewAdmission(o.ConnLimits.MaxConnections, func(a netip.Addr) int {
+		if s.trusted(a) {
+			return o.ConnLimits.MaxPerTrustedIP
+		}
+		return o.ConnLimits.MaxPerIP
+	})
 	if len(o.Users) > 0 {
 		// Now, so that the first unknown user is not slower than the
 		// others (dummyHash).

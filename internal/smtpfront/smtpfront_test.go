@@ -55,3 +55,25 @@ func TestDot(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmission(t *testing.T) {
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	ad := NewAdmission(3, func(x netip.Addr) int {
+		if x == a {
+			return 2
+		}
+		return 1
+	})
+	for i, tc := range []struct {
+		addr netip.Addr
+		want bool
+	}{{a, true}, {a, true}, {a, false}, {b, true}, {b, false}} {
+		if got := ad.Take(tc.addr); got != tc.want {
+			t.Errorf("take %d (%s) = %v, want %v", i, tc.addr, got, tc.want)
+		}
+	}
+	ad.Release(a)
+	if !ad.Take(a) || ad.Take(netip.MustParseAddr("192.0.2.3")) {
+		t.Error("a released slot is taken again, and the total limit (3) holds")
+	}
+}
