@@ -16,6 +16,6 @@ build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/caliop ./cmd/caliop
 
 # smtp-source (postfix package) → sink and → caliop → TLS sink; see
-# internal/bench/main.go. Extra flags: make bench BENCHFLAGS="-d=false".
+# cmd/caliop-bench/main.go. Extra flags: make bench BENCHFLAGS="-d=false".
 bench: build
-	go run ./internal/bench -caliop bin/caliop $(BENCHFLAGS)
+	go run ./cmd/caliop-bench -caliop bin/caliop $(BENCHFLAGS)

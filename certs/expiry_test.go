@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // TestExpiry: the expiry of the current certificate per host, for

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // fakeClock is a settable clock for Files.Now.

@@ -12,9 +12,9 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
-	"github.com/caliop/relay/stscache"
 )
 
 // DNS is the resolver the diagnosis asks; *resolver.Resolver is one.

@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/caliop/relay/delivery"
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
-	"github.com/caliop/relay/stscache"
 )
 
 // world is fake DNS and fake MXs: MX hosts get addresses 127.0.1.N in

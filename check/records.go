@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
-	"github.com/caliop/relay/stscache"
 )
 
 // stsReport describes what the MTA-STS cache says applies (RFC 8461 §5.1).

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // TestProbe checks what a diagnostic connection reports, and that it

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 // TestRoutingOperatorsRefused: a recipient of an operator's domain whose

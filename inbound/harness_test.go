@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 const (

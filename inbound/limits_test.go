@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 func TestConnectionLimits(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/metrics/metricstest"
 )

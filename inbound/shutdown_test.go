@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 // TestShutdown: idle sessions get 421 4.3.2 at once; a transaction in

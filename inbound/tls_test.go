@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 func TestRequireTLS(t *testing.T) {

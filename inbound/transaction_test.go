@@ -7,8 +7,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/internal/readmetest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 func TestForeignRecipientIsRefusedAndNeverForwarded(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // TestFetchRequest checks what Fetch asks for: the name it dials, the SNI,

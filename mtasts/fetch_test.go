@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 func testPolicy() *Policy {

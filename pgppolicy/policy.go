@@ -19,7 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/pgpmime"
-	"github.com/caliop/relay/wkdcache"
+	"github.com/caliop/relay/wkd/wkdcache"
 )
 
 // Mode is what applies to a destination.

@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/caliop/relay/pgpmime"
-	"github.com/caliop/relay/wkdcache"
+	"github.com/caliop/relay/wkd/wkdcache"
 )
 
 type keys map[string]wkdcache.Result

@@ -13,8 +13,8 @@ import (
 
 	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
-	"github.com/caliop/relay/stscache"
 )
 
 // secureDNS answers MX, A/AAAA and TLSA from maps, each name marked

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/mtasts"
-	"github.com/caliop/relay/stscache"
+	"github.com/caliop/relay/mtasts/stscache"
 )
 
 // STSCache answers which MTA-STS policy applies to a domain;

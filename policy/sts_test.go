@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
-	"github.com/caliop/relay/stscache"
 )
 
 // fakeSTS answers Lookup from a map; Refetch switches a domain to its

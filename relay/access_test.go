@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 func TestNotAnOpenRelay(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 // mailAndRcpts returns the MX's MAIL and RCPT command lines as received,

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/pgpmime"
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/policy"

@@ -22,16 +22,16 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/caliop/relay/delivery"
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/metrics/metricstest"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
-	"github.com/caliop/relay/stscache"
 	"github.com/caliop/relay/tlsrpt"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/policy"
 )
 

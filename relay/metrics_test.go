@@ -8,8 +8,8 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/policy"

@@ -14,11 +14,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/wkd"
-	"github.com/caliop/relay/wkdcache"
+	"github.com/caliop/relay/wkd/wkdcache"
 )
 
 // fakeKeys is a WKD cache answering from a map.

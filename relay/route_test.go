@@ -9,8 +9,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/mxtest"
 	"github.com/caliop/relay/internal/readmetest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 // TestRouteFixedByFirstAcceptedRecipient drives the relay as real MTAs

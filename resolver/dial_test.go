@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/resolver"
 )
 

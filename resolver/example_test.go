@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/resolver"
 )
 

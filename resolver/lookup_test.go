@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/resolver"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/redistest"
+	"github.com/caliop/relay/internal/testworld/redistest"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/store/storetest"
 )

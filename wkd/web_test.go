@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // certNames are the names the test server's certificate is valid for.

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // TestCheckCommand runs `caliop check` through the real wiring: the MX

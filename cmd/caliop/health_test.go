@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/caliop/relay/config"
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 )

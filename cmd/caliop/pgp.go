@@ -19,7 +19,7 @@ import (
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/wkd"
-	"github.com/caliop/relay/wkdcache"
+	"github.com/caliop/relay/wkd/wkdcache"
 )
 
 // newPGP builds opportunistic PGP/MIME from the pgp section: WKD lookups

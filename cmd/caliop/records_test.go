@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/mtasts"
 )
 

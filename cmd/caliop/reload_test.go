@@ -21,9 +21,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caliop/relay/config"
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // relayConfig is the part of a test configuration that varies.

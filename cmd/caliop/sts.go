@@ -13,9 +13,9 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
-	"github.com/caliop/relay/stscache"
 	"github.com/caliop/relay/tlsrpt"
 )
 

@@ -10,11 +10,11 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/mtasts"
+	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
-	"github.com/caliop/relay/stscache"
 )
 
 type fixedFetch struct{ p *mtasts.Policy }

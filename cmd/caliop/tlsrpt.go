@@ -21,7 +21,7 @@ import (
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
-	"github.com/caliop/relay/tlsrptsend"
+	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // newTLSRPT builds the TLS-RPT reporter on st: reports are posted over

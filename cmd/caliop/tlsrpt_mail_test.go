@@ -12,14 +12,14 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/caliop/relay/delivery"
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
-	"github.com/caliop/relay/tlsrptsend"
+	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // TestTLSRPTMailThroughCaliop: a day's report for example.test goes, the

@@ -10,7 +10,7 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
-	"github.com/caliop/relay/tlsrptsend"
+	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // TestPrintTLSRPT: the report the relay is counting is printed from the

@@ -13,7 +13,7 @@ import (
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/wkd"
-	"github.com/caliop/relay/wkdcache"
+	"github.com/caliop/relay/wkd/wkdcache"
 )
 
 // showWKD looks address up in the Web Key Directory as the relay would

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 )
 
 // TestWKDCommand: without a directory the command says so, shows the

@@ -26,7 +26,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/caliop/relay/certs"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/mtasts"
 )
 

@@ -10,6 +10,6 @@ import (
 	_ "github.com/caliop/relay/relay"
 	_ "github.com/caliop/relay/resolver"
 	_ "github.com/caliop/relay/store"
-	_ "github.com/caliop/relay/tlsrptsend"
-	_ "github.com/caliop/relay/wkdcache"
+	_ "github.com/caliop/relay/tlsrpt/tlsrptsend"
+	_ "github.com/caliop/relay/wkd/wkdcache"
 )

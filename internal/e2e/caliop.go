@@ -5,7 +5,7 @@
 // skip when Postfix is not installed unless CALIOP_E2E=1, which turns a
 // missing component into a failure (CI sets it, see .ci/run). The exported
 // helpers build, configure, start and stop Caliop; the end-to-end tests
-// and the benchmark in internal/bench share them.
+// and the benchmark in cmd/caliop-bench share them.
 package e2e
 
 import (

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/redistest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/redistest"
 )
 
 // TestClusterACMEOnce: two replicas on one Redis, both asking pebble for

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/redistest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/redistest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // cluster is two Caliop replicas sharing a real redis-server, the fake

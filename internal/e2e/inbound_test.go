@@ -25,8 +25,8 @@ import (
 	// The binary's inbound side: importing it ties cached results of
 	// these tests to its sources (see cache_test.go).
 	_ "github.com/caliop/relay/inbound"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/mtasts"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/mxtest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
 )
 
 // TestPostfixLMTPRepliesPerRecipient sends one message to three recipients

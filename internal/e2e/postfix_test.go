@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/dnstest"
-	"github.com/caliop/relay/internal/mxtest"
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 // TestPostfixLMTPToTLSDestination sends one message through the path

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 )
 
 // TestReloadOnSIGHUP sends the caliop process a real SIGHUP after

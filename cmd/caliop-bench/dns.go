@@ -6,7 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/caliop/relay/internal/dnstest"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 )
 
 // startDNS serves the benchmark's one destination domain: an MX naming

@@ -13,7 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 func TestDeliverStoresExactBytes(t *testing.T) {

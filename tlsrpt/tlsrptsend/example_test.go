@@ -7,7 +7,7 @@ import (
 
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
-	"github.com/caliop/relay/tlsrptsend"
+	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // The relay records an outcome per new session; the report of the day

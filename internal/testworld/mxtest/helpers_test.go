@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/caliop/relay/internal/testpki"
+	"github.com/caliop/relay/internal/testworld/testpki"
 )
 
 const mxName = "mx1.example.org"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/caliop/relay/internal/redistest"
+	"github.com/caliop/relay/internal/testworld/redistest"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 )
