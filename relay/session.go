@@ -120,7 +120,11 @@ func (sess *session) addRecipient(to string) error {
 	// The WKD decision and the plan (MX, policies: DNS and HTTPS) run at
 	// once: a slow or dead resolver costs one timeout, not two.
 	decided := make(chan error, 1)
-	go func() { decided <- sess.decide(&r) }()
+	if sess.s.opts.PGP == nil {
+		decided <- nil
+	} else {
+		go func() { decided <- sess.decide(&r) }()
+	}
 	var pre *plannedRoute
 	if sess.txn == nil || len(sess.rcpt) == 0 && sess.route != r.domain() {
 		ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
