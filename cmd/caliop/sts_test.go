@@ -71,3 +71,26 @@ func TestMTASTSCommand(t *testing.T) {
 		t.Errorf("without a domain: exit %d, want 2", code)
 	}
 }
+
+// TestMTASTSCommandFetchFails: a domain publishes a policy that cannot be
+// fetched: the report says why, and the exit status is 1; data_dir is not
+// created.
+func TestMTASTSCommandFetchFails(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.Add(
+		"broken.test. 60 IN MX 10 mx.broken.test.",
+		"_mta-sts.broken.test. 60 IN TXT \"v=STSv1; id=7\"",
+	)
+	dns.SetRcode("mta-sts.broken.test", mdns.TypeA, mdns.RcodeNameError)
+	dns.SetRcode("mta-sts.broken.test", mdns.TypeAAAA, mdns.RcodeNameError)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfgFile := filepath.Join(t.TempDir(), "caliop.yml")
+	os.WriteFile(cfgFile, []byte("data_dir: "+dataDir+"\ndns:\n  servers: [\""+dns.Addr+"\"]\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"mta-sts", "--config", cfgFile, "broken.test"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "caliop: mta-sts: broken.test publishes a policy that could not be fetched") {
+		t.Errorf("exit %d, stderr %q; want 1 and the reason", code, errOut.String())
+	}
+	if _, err := os.Stat(dataDir); err == nil {
+		t.Error("caliop mta-sts created data_dir")
+	}
+}
