@@ -117,6 +117,15 @@ func (c *frontConn) readData(p []byte) (int, error) {
 	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
 	n := 0
 	for n < len(buf) {
+		if c.dot == smtpfront.DotData {
+			// Inside a line only a CR matters: skip to it.
+			i := bytes.IndexByte(buf[n:], '\r')
+			if i < 0 {
+				n = len(buf)
+				break
+			}
+			n += i
+		}
 		c.dot = c.dot.Next(buf[n])
 		n++
 		if c.dot == smtpfront.DotEnd {
@@ -130,34 +139,34 @@ func (c *frontConn) readData(p []byte) (int, error) {
 }
 
 // readCommand reads the next command line into pending, taking XFORWARD
-// itself.
+// itself. pending is a slice of the reader's buffer, which is not read
+// again before go-smtp has taken all of it.
 func (c *frontConn) readCommand() {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
-		c.pending, c.rerr = bytes.Clone(line), err
+		c.pending, c.rerr = line, err
 		if err == bufio.ErrBufferFull {
 			c.rerr = nil // go-smtp refuses the over-long line
 		}
 		return
 	}
-	text := strings.TrimRight(string(line), "\r\n")
-	verb, args, _ := strings.Cut(text, " ")
-	switch strings.ToUpper(verb) {
-	case "XFORWARD":
+	verb, args, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(" "))
+	switch {
+	case bytes.EqualFold(verb, []byte("XFORWARD")):
 		if c.offer {
-			c.xforward(args)
+			c.xforward(string(args))
 			return
 		}
-	case "EHLO", "LHLO":
+	case bytes.EqualFold(verb, []byte("EHLO")), bytes.EqualFold(verb, []byte("LHLO")):
 		c.ehlo, c.held = true, nil
-	case "STARTTLS":
+	case bytes.EqualFold(verb, []byte("STARTTLS")):
 		c.mode = modeRaw
-	case "BDAT":
-		if n := bdat.ChunkSize(args); n > 0 {
+	case bytes.EqualFold(verb, []byte("BDAT")):
+		if n := bdat.ChunkSize(string(args)); n > 0 {
 			c.mode, c.bdatLeft = modeBDAT, n
 		}
 	}
-	c.pending = bytes.Clone(line)
+	c.pending = line
 }
 
 // xforward records the attributes (xtext, RFC 3461 §4) and answers 250.
@@ -220,7 +229,12 @@ func unxtext(s string) string {
 // Write passes go-smtp's replies on, adding XFORWARD to the EHLO reply
 // and noting the 354 that starts a DATA body.
 func (c *frontConn) Write(p []byte) (int, error) {
-	if c.mode == modeRaw {
+	if c.mode == modeRaw || !c.ehlo && len(c.wbuf) == 0 && bytes.HasSuffix(p, []byte("\n")) {
+		// Whole reply lines, no EHLO reply to rewrite (go-smtp writes
+		// each reply at once): only a 354 matters, at a line start.
+		if c.mode == modeCommand && startsLine(p, "354") {
+			c.mode, c.dot = modeData, smtpfront.DotBeginLine
+		}
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.Conn.Write(p)
@@ -245,6 +259,21 @@ func (c *frontConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// startsLine reports whether a line of p starts with prefix.
+func startsLine(p []byte, prefix string) bool {
+	for len(p) > 0 {
+		if bytes.HasPrefix(p, []byte(prefix)) {
+			return true
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return false
+		}
+		p = p[i+1:]
+	}
+	return false
 }
 
 // replyLine returns what to send for one reply line of go-smtp's.
