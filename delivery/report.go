@@ -32,7 +32,7 @@ func (d *Deliverer) report(plan policy.Plan, mx policy.MX, addr string, c *clien
 	case mx.Require.DANE == nil && plan.STS != nil && !plan.Enforced():
 		o.Result, o.Detail = wouldFail(plan.STS, mx.Host, c)
 		if o.Result != "" {
-			d.Log.Info("mta-sts testing: policy would refuse this MX", zap.String("domain", plan.Domain), zap.String("mx", mx.Host), zap.String("result", string(o.Result)), zap.String("reason", o.Detail))
+			d.log().Info("mta-sts testing: policy would refuse this MX", zap.String("domain", plan.Domain), zap.String("mx", mx.Host), zap.String("result", string(o.Result)), zap.String("reason", o.Detail))
 		}
 	}
 	o.Success = o.Result == ""

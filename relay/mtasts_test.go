@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +68,21 @@ func TestMTASTSEnforceBadCertificate(t *testing.T) {
 // §5.2): a self-signed certificate, and an MX outside the policy.
 func TestMTASTSTestingDeliversAndReports(t *testing.T) {
 	t.Parallel()
+	for _, withLog := range []bool{true, false} {
+		t.Run(fmt.Sprintf("log=%v", withLog), func(t *testing.T) {
+			t.Parallel()
+			testMTASTSTesting(t, withLog)
+		})
+	}
+}
+
+// testMTASTSTesting runs it; without a logger the deliverer must not
+// fail (a nil Log is a valid Deliverer).
+func testMTASTSTesting(t *testing.T, withLog bool) {
 	w := newWorld(t, worldOpts{sts: true})
+	if !withLog {
+		w.deliver.Log = nil
+	}
 	bad := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"mx2.example.test"}, SelfSigned: true})
 	mx2 := w.mx("mx2.example.test", mxtest.Behavior{Cert: &bad})
 	other := w.mx("mx.other.test", mxtest.Behavior{})
