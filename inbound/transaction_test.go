@@ -304,3 +304,16 @@ func TestRepliesAsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestNoValidRecipients: DATA after every RCPT was refused gets 554 5.5.1
+// (RFC 5321 §3.3), not go-smtp's 502.
+func TestNoValidRecipients(t *testing.T) {
+	t.Parallel()
+	h, _ := startMX(t, mxtest.Behavior{}, nil)
+	c := h.dial()
+	c.ehlo()
+	c.cmd("MAIL FROM:<alice@sender.example>", 250, "")
+	c.cmd("RCPT TO:<eve@elsewhere.example>", 550, "5.7.1")
+	c.cmd("DATA", 554, "5.5.1 No valid recipients")
+	c.cmd("NOOP", 250, "")
+}

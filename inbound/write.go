@@ -43,6 +43,9 @@ func (c *clientConn) reply(text string) {
 
 // send writes one whole reply after the session rules.
 func (c *clientConn) send(lines [][]byte) error {
+	if len(lines) == 1 {
+		lines[0] = smtpfront.NoValidRecipients(lines[0])
+	}
 	last := lines[len(lines)-1]
 	code, _ := strconv.Atoi(string(last[:min(3, len(last))]))
 	host := c.s.opts.Hostname

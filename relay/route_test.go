@@ -178,3 +178,27 @@ func TestRepliesAsDocumented(t *testing.T) {
 		t.Errorf("DATA with no recipient → %q; README says %q", got, want)
 	}
 }
+
+// TestNoValidRecipients: DATA or a pipelined BDAT after every RCPT was
+// refused gets 554 5.5.1 (RFC 5321 §3.3), the chunk is read and
+// dropped, and the session goes on.
+func TestNoValidRecipients(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{})
+	w.mx("mx.example.test", mxtest.Behavior{RcptReply: map[string]*smtp.SMTPError{
+		"gone@example.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"},
+	}})
+	w.domain("example.test", "mx.example.test")
+	c := dialRaw(t, w.smtp)
+	c.must("EHLO mta.test", "250")
+	body := "Subject: x\r\n\r\nhi\r\n"
+	fmt.Fprintf(c.conn, "MAIL FROM:<a@origin.test>\r\nRCPT TO:<gone@example.test>\r\nBDAT %d LAST\r\n%s", len(body), body)
+	c.expect("250")
+	c.expect("550 5.1.1")
+	c.expect("554 5.5.1 No valid recipients")
+	c.must("RSET", "250")
+	c.must("MAIL FROM:<a@origin.test>", "250")
+	c.must("RCPT TO:<gone@example.test>", "550")
+	c.must("DATA", "554 5.5.1 No valid recipients")
+	c.must("NOOP", "250")
+}

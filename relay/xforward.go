@@ -237,6 +237,12 @@ func (c *frontConn) Write(p []byte) (int, error) {
 		}
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
+		if c.mode != modeRaw {
+			if out := smtpfront.NoValidRecipients(p); len(out) != len(p) {
+				_, err := c.Conn.Write(out)
+				return len(p), err
+			}
+		}
 		return c.Conn.Write(p)
 	}
 	c.wbuf = append(c.wbuf, p...)
@@ -278,6 +284,7 @@ func startsLine(p []byte, prefix string) bool {
 
 // replyLine returns what to send for one reply line of go-smtp's.
 func (c *frontConn) replyLine(line []byte) []byte {
+	line = smtpfront.NoValidRecipients(line)
 	if !c.ehlo {
 		if c.mode == modeCommand && bytes.HasPrefix(line, []byte("354")) {
 			c.mode, c.dot = modeData, smtpfront.DotBeginLine

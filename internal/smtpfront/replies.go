@@ -45,3 +45,18 @@ type Logger struct{ L *zap.Logger }
 
 func (z Logger) Printf(format string, v ...any) { z.L.Sugar().Warnf(format, v...) }
 func (z Logger) Println(v ...any)               { z.L.Sugar().Warnln(v...) }
+
+// goSMTPNoRecipients is go-smtp's reply to DATA or BDAT when no RCPT was
+// accepted, which its API does not let a backend change.
+const goSMTPNoRecipients = "502 5.5.1 Missing RCPT TO command.\r\n"
+
+// NoValidRecipients is the reply RFC 5321 §3.3 gives for DATA when every
+// RCPT was refused, "554 no valid recipients" (RFC 2920 §3.1 for a
+// pipelined DATA), in place of go-smtp's 502, which says "command not
+// implemented". A front that writes go-smtp's replies passes them here.
+func NoValidRecipients(line []byte) []byte {
+	if string(line) == goSMTPNoRecipients {
+		return []byte("554 5.5.1 No valid recipients\r\n")
+	}
+	return line
+}
