@@ -14,6 +14,7 @@ import (
 	"github.com/caliop/relay/certs"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // generation is everything built from one configuration: resolver,
@@ -103,7 +104,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	if keys != nil {
 		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
 	}
-	partners := &partnerRecords{next: rep, res: res, m: m, checked: map[string]time.Time{}}
+	partners := &tlsrptsend.Partners{Next: rep, DNS: res, Metrics: m}
 	engine.Report, engine.Metrics, deliverer.Report = rep, m, partners
 	srv := newRelay(cfg, outTLS, engine, deliverer, pgp, m, log.Named("relay"))
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
