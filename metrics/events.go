@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/caliop/relay/pgpmime"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // What an outbound session proved (label auth).
@@ -82,19 +85,24 @@ var (
 	authValues       = []string{AuthNone, AuthEncrypted, AuthPKIX, AuthDANE}
 	policyValues     = []string{PolicyDANE, PolicySTSEnforce, PolicyOverride, PolicySTSTesting, PolicyDefault}
 	protectionValues = []string{ProtectionPGP, ProtectionAuthenticated, ProtectionTLS, ProtectionPlaintext}
-	failureValues    = []string{
-		// RFC 8460 §4.3.1 and §4.3.2.
-		"starttls-not-supported", "certificate-host-mismatch", "certificate-expired", "certificate-not-trusted",
-		"validation-failure", "tlsa-invalid", "dnssec-invalid", "dane-required",
-		"sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid",
-		FailureDNS, FailureNetwork, FailureRefused, FailurePolicy, FailureOther,
-	}
+	// The RFC 8460 result types (tlsrpt owns them), then Caliop's own.
+	failureValues = append(strs(tlsrpt.ResultTypes),
+		FailureDNS, FailureNetwork, FailureRefused, FailurePolicy, FailureOther)
 	stsFetchResults  = []string{STSFetchOK, STSFetchError, STSInvalid, STSWebPKIInvalid}
 	daneResults      = []string{DANEMatch, DANEMismatch, DANEUnusable, DANELookupError}
 	wkdResults       = []string{WKDKey, WKDNoKey, WKDUnknown}
-	pgpDecisions     = []string{"encrypted", "no-key", "already-encrypted", "autocrypt-setup", "mailing-list", "dkim"}
+	pgpDecisions     = strs(pgpmime.Decisions)
 	tlsrptTransports = []string{TLSRPTHTTPS, TLSRPTMailto}
 )
+
+// strs converts a list of string-typed values.
+func strs[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
 
 func oneOf(v string, values []string) string {
 	if slices.Contains(values, v) {

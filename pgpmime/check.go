@@ -27,7 +27,16 @@ const (
 	AutocryptSetup Decision = "autocrypt-setup"
 	// MailingList: a List-Id field (RFC 2919) with Options.SkipLists.
 	MailingList Decision = "mailing-list"
+	// NoKey: no usable key for the recipients (the policy's decision).
+	NoKey Decision = "no-key"
+	// DKIM: DKIM-signed, and encryption would break the signature (the
+	// policy's decision).
+	DKIM Decision = "dkim"
 )
+
+// Decisions lists every decision, the vocabulary of the trace header and
+// of caliop_pgp_messages_total.
+var Decisions = []Decision{Encrypted, NoKey, AlreadyEncrypted, AutocryptSetup, MailingList, DKIM}
 
 // Options tune Check and Encrypt. The zero value is usable.
 type Options struct {

@@ -32,10 +32,10 @@ const (
 	Required      Mode = "required"
 )
 
-// Decisions beyond pgpmime's, for the trace header.
+// The policy's own decisions; pgpmime owns the vocabulary.
 const (
-	NoKey pgpmime.Decision = "no-key"
-	DKIM  pgpmime.Decision = "dkim" // DKIM-signed: encryption would break the signature
+	NoKey = pgpmime.NoKey
+	DKIM  = pgpmime.DKIM // DKIM-signed: encryption would break the signature
 )
 
 // TraceHeader is the field that records the decision in each message.

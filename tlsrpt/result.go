@@ -29,6 +29,12 @@ const (
 	STSWebPKIInvalid    ResultType = "sts-webpki-invalid"
 )
 
+// ResultTypes lists every result type, §4.3.1 then §4.3.2.
+var ResultTypes = []ResultType{
+	StartTLSNotSupported, CertificateHostMismatch, CertificateExpired, CertificateNotTrusted, ValidationFailure,
+	TLSAInvalid, DNSSECInvalid, DANERequired, STSPolicyFetchError, STSPolicyInvalid, STSWebPKIInvalid,
+}
+
 // ErrNoSTARTTLS is the cause to wrap when a server does not offer STARTTLS.
 var ErrNoSTARTTLS = errors.New("STARTTLS not offered")
 
