@@ -1,7 +1,6 @@
 package inbound
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/caliop/relay/internal/smtpfront"
@@ -31,31 +30,9 @@ func (c *clientConn) readChunk(p []byte) (int, error) {
 // (RFC 5321 §4.5.2), so that the next command is again read alone.
 func (c *clientConn) readData(p []byte) (int, error) {
 	c.bodyDeadline()
-	if c.br.Buffered() == 0 {
-		if _, err := c.br.Peek(1); err != nil {
-			return 0, err
-		}
+	n, ended, err := smtpfront.ReadBody(c.br, p, &c.dot)
+	if ended {
+		c.mode = modeCommand
 	}
-	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
-	n := 0
-	for n < len(buf) {
-		if c.dot == smtpfront.DotData {
-			// Skip to the next CR: the only byte that matters here.
-			i := bytes.IndexByte(buf[n:], '\r')
-			if i < 0 {
-				n = len(buf)
-				break
-			}
-			n += i
-		}
-		c.dot = c.dot.Next(buf[n])
-		n++
-		if c.dot == smtpfront.DotEnd {
-			c.mode, c.dot = modeCommand, smtpfront.DotBeginLine
-			break
-		}
-	}
-	copy(p, buf[:n])
-	c.br.Discard(n)
-	return n, nil
+	return n, err
 }

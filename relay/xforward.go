@@ -109,33 +109,11 @@ func (c *frontConn) Read(p []byte) (int, error) {
 
 // readData passes body bytes, never past the end of the body.
 func (c *frontConn) readData(p []byte) (int, error) {
-	if c.br.Buffered() == 0 {
-		if _, err := c.br.Peek(1); err != nil {
-			return 0, err
-		}
+	n, ended, err := smtpfront.ReadBody(c.br, p, &c.dot)
+	if ended {
+		c.mode = modeCommand
 	}
-	buf, _ := c.br.Peek(min(len(p), c.br.Buffered()))
-	n := 0
-	for n < len(buf) {
-		if c.dot == smtpfront.DotData {
-			// Inside a line only a CR matters: skip to it.
-			i := bytes.IndexByte(buf[n:], '\r')
-			if i < 0 {
-				n = len(buf)
-				break
-			}
-			n += i
-		}
-		c.dot = c.dot.Next(buf[n])
-		n++
-		if c.dot == smtpfront.DotEnd {
-			c.mode = modeCommand
-			break
-		}
-	}
-	copy(p, buf[:n])
-	c.br.Discard(n)
-	return n, nil
+	return n, err
 }
 
 // readCommand reads the next command line into pending, taking XFORWARD

@@ -5,6 +5,11 @@
 // go-smtp about where the next command starts.
 package smtpfront
 
+import (
+	"bufio"
+	"bytes"
+)
+
 // Dot follows a DATA body byte by byte to its end ("CRLF.CRLF", RFC 5321
 // §4.5.2), as go-smtp's data reader does.
 type Dot int
@@ -33,4 +38,38 @@ func (s Dot) Next(b byte) Dot {
 		return dotCR
 	}
 	return DotData
+}
+
+// ReadBody copies to p the body bytes br holds (waiting for one if none),
+// never past the end of the body, advancing *d; ended reports that the
+// body's last byte was copied (*d is then DotBeginLine again for the next
+// body). A connection wrapper reads DATA through it, so that the next
+// command is again read alone.
+func ReadBody(br *bufio.Reader, p []byte, d *Dot) (n int, ended bool, err error) {
+	if br.Buffered() == 0 {
+		if _, err := br.Peek(1); err != nil {
+			return 0, false, err
+		}
+	}
+	buf, _ := br.Peek(min(len(p), br.Buffered()))
+	for n < len(buf) {
+		if *d == DotData {
+			// Inside a line only a CR matters: skip to it.
+			i := bytes.IndexByte(buf[n:], '\r')
+			if i < 0 {
+				n = len(buf)
+				break
+			}
+			n += i
+		}
+		*d = d.Next(buf[n])
+		n++
+		if *d == DotEnd {
+			*d, ended = DotBeginLine, true
+			break
+		}
+	}
+	copy(p, buf[:n])
+	br.Discard(n)
+	return n, ended, nil
 }
