@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/config"
+	"github.com/caliop/relay/server"
 )
 
 // command is one subcommand: its synopsis, its one-line description, the
@@ -189,7 +190,7 @@ func runServe(c cmdContext) int {
 	err := serve(c.cfg, c.load)
 	if err != nil {
 		fmt.Fprintln(c.stderr, "caliop:", err)
-		if errors.As(err, new(startError)) {
+		if errors.As(err, new(server.StartError)) {
 			return 2
 		}
 		return 1
@@ -197,29 +198,46 @@ func runServe(c cmdContext) int {
 	return 0
 }
 
-func runMTASTS(c cmdContext) int { return showMTASTS(c.cfg, c.arg, c.stdout, c.stderr) }
+func runMTASTS(c cmdContext) int { return server.ShowMTASTS(c.cfg, c.arg, c.stdout, c.stderr) }
 
 func runCheckCmd(c cmdContext) int {
-	exit, err := runCheck(c.cfg, c.arg, c.flags.json, c.stdout)
+	exit, err := server.Check(c.cfg, c.arg, c.flags.json, c.stdout)
 	if err != nil {
 		fmt.Fprintln(c.stderr, "caliop:", err)
 	}
 	return exit
 }
 
-func runRecords(c cmdContext) int { return finish(c.stderr, showRecords(c.cfg, c.stdout)) }
+func runRecords(c cmdContext) int { return finish(c.stderr, server.Records(c.cfg, c.stdout)) }
 
-func runWKD(c cmdContext) int { return finish(c.stderr, showWKD(c.cfg, c.arg, c.stdout)) }
+func runWKD(c cmdContext) int { return finish(c.stderr, server.ShowWKD(c.cfg, c.arg, c.stdout)) }
 
 func runTLSRPT(c cmdContext) int {
 	if c.flags.receive {
-		code, err := receiveTLSRPTMail(c.cfg, os.Stdin)
+		code, err := server.ReceiveTLSRPTMail(c.cfg, os.Stdin)
 		if err != nil {
 			fmt.Fprintln(c.stderr, "caliop:", err)
 		}
 		return code
 	}
-	return finish(c.stderr, printTLSRPT(c.cfg, c.arg, c.stdout))
+	return finish(c.stderr, server.PrintTLSRPT(c.cfg, c.arg, c.stdout))
 }
 
-func runHealthcheck(c cmdContext) int { return healthcheck(c.cfg, c.stdout, c.stderr) }
+func runHealthcheck(c cmdContext) int { return server.Healthcheck(c.cfg, c.stdout, c.stderr) }
+
+// parseFlags parses flags before and after the positional arguments, so
+// that `caliop check DOMAIN --json` works as `caliop check --json DOMAIN`,
+// and returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -52,23 +52,23 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// healthcheck asks the running relay's /readyz (for container health
+// Healthcheck asks the running relay's /readyz (for container health
 // checks, where no HTTP client is installed): exit 0 ready, 1 not.
-func healthcheck(cfg *config.Config, out, errOut io.Writer) int {
+func Healthcheck(cfg *config.Config, out, errOut io.Writer) int {
 	if cfg.Metrics.Listen == "" {
-		fmt.Fprintln(errOut, "caliop: healthcheck: metrics.listen is empty: no health endpoint")
+		fmt.Fprintln(errOut, "caliop: Healthcheck: metrics.listen is empty: no health endpoint")
 		return 1
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get("http://" + cfg.Metrics.Listen + "/readyz")
 	if err != nil {
-		fmt.Fprintln(errOut, "caliop: healthcheck:", err)
+		fmt.Fprintln(errOut, "caliop: Healthcheck:", err)
 		return 1
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(errOut, "caliop: healthcheck: %s: %s", resp.Status, b)
+		fmt.Fprintf(errOut, "caliop: Healthcheck: %s: %s", resp.Status, b)
 		return 1
 	}
 	fmt.Fprint(out, string(b))

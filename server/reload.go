@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -58,11 +58,11 @@ func (p *process) runAll(g *generation, sig <-chan os.Signal) error {
 	fresh, err := p.bind(g)
 	if err != nil {
 		g.release()
-		return startError{err}
+		return StartError{Err: err}
 	}
 	p.commit(g, fresh)
 	// Only now: every listener is bound.
-	p.log.Info("started", zap.String("hostname", g.cfg.Hostname), zap.Strings("dns", g.cfg.DNS.Servers), zap.String("version", version))
+	p.log.Info("started", zap.String("hostname", g.cfg.Hostname), zap.Strings("dns", g.cfg.DNS.Servers), zap.String("version", Version))
 	for {
 		select {
 		case s := <-sig:

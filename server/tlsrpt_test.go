@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func TestPrintTLSRPT(t *testing.T) {
 		t.Errorf("policies: %s", b)
 	}
 
-	err = printTLSRPT(cfg, "other.example", &out)
+	err = PrintTLSRPT(cfg, "other.example", &out)
 	if err == nil || !strings.Contains(err.Error(), "other.example") {
 		t.Errorf("unknown domain: %v", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"cmp"
@@ -41,9 +41,9 @@ func newSTS(cfg *config.Config, st store.Store, res *resolver.Resolver, dial res
 	})
 }
 
-// showMTASTS looks domain up as the relay would (sharing its cache) and
+// ShowMTASTS looks domain up as the relay would (sharing its cache) and
 // prints the result.
-func showMTASTS(cfg *config.Config, domain string, out, errOut io.Writer) int {
+func ShowMTASTS(cfg *config.Config, domain string, out, errOut io.Writer) int {
 	res, err := newResolver(cfg)
 	if err != nil {
 		fmt.Fprintln(errOut, "caliop:", err)

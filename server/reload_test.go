@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -84,7 +84,7 @@ func startRelay(t *testing.T, c relayConfig) *relayRun {
 	r.logs = logs
 	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	load := func() (*config.Config, error) { return config.Load(r.path) }
-	go func() { r.done <- serveWith(cfg, load, log, r.level, r.sig) }()
+	go func() { r.done <- Run(cfg, load, log, r.level, r.sig) }()
 	t.Cleanup(func() {
 		r.sig <- syscall.SIGTERM
 		select {

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func TestReceiveTLSRPTMail(t *testing.T) {
 	defer srv.Close()
 	cfg := &config.Config{Metrics: config.Metrics{Listen: strings.TrimPrefix(srv.URL, "http://")}}
 
-	js, err := os.ReadFile("../../tlsrpt/testdata/rfc8460-example.json")
+	js, err := os.ReadFile("../tlsrpt/testdata/rfc8460-example.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,15 +36,15 @@ func TestReceiveTLSRPTMail(t *testing.T) {
 	aw.Write([]byte(base64.StdEncoding.EncodeToString(tlsrpt.Gzip(js))))
 	mw.Close()
 	mail := "TLS-Report-Domain: company-y.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"" + mw.Boundary() + "\"\r\n\r\n" + body.String()
-	code, err := receiveTLSRPTMail(cfg, strings.NewReader(string(mail)))
+	code, err := ReceiveTLSRPTMail(cfg, strings.NewReader(string(mail)))
 	if code != 0 || err != nil || got == nil {
 		t.Fatalf("report mail: exit %d, %v, received %v", code, err, got != nil)
 	}
-	if code, _ := receiveTLSRPTMail(cfg, strings.NewReader("Subject: hi\r\n\r\nno report\r\n")); code != 65 {
+	if code, _ := ReceiveTLSRPTMail(cfg, strings.NewReader("Subject: hi\r\n\r\nno report\r\n")); code != 65 {
 		t.Errorf("mail without a report: exit %d, want 65", code)
 	}
 	srv.Close()
-	if code, _ := receiveTLSRPTMail(cfg, strings.NewReader(string(mail))); code != 75 {
+	if code, _ := ReceiveTLSRPTMail(cfg, strings.NewReader(string(mail))); code != 75 {
 		t.Errorf("relay unreachable: exit %d, want 75", code)
 	}
 }

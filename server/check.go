@@ -1,9 +1,8 @@
-package main
+package server
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"net"
 	"time"
@@ -16,10 +15,10 @@ import (
 	"github.com/caliop/relay/mtasts"
 )
 
-// runCheck diagnoses domain as the relay would deliver to it (sharing its
+// Check diagnoses domain as the relay would deliver to it (sharing its
 // MTA-STS cache in data_dir) and prints the report, as text or indented
 // JSON. exit is the report's: 0 authenticated, 1 encrypted, 2 refused.
-func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (exit int, err error) {
+func Check(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (exit int, err error) {
 	res, err := newResolver(cfg)
 	if err != nil {
 		return 2, err
@@ -65,21 +64,4 @@ func runCheck(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer)
 		return 2, err
 	}
 	return r.ExitCode(), nil
-}
-
-// parseFlags parses flags before and after the positional arguments, so
-// that `caliop check DOMAIN --json` works as `caliop check --json DOMAIN`,
-// and returns the positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto"
@@ -15,10 +15,10 @@ import (
 	"github.com/caliop/relay/store"
 )
 
-// showRecords prints, in zone-file syntax, the DNS records the operator
+// Records prints, in zone-file syntax, the DNS records the operator
 // publishes for the inbound side: MX, MTA-STS and TLS-RPT per domain, and
 // the TLSA record of the current key.
-func showRecords(cfg *config.Config, out io.Writer) error {
+func Records(cfg *config.Config, out io.Writer) error {
 	in := cfg.Inbound
 	if in.Listen == "" {
 		return errors.New("inbound.listen is not set: no inbound side to publish")

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/caliop/relay/wkd/wkdcache"
 )
 
-// showWKD looks address up in the Web Key Directory as the relay would
+// ShowWKD looks address up in the Web Key Directory as the relay would
 // and prints the lookup, the key chosen, what the cache holds and the
 // decision for a message to it.
-func showWKD(cfg *config.Config, address string, out io.Writer) error {
+func ShowWKD(cfg *config.Config, address string, out io.Writer) error {
 	res, err := newResolver(cfg)
 	if err != nil {
 		return err

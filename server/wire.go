@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -62,14 +62,14 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 	return out
 }
 
-// newLogger writes JSON (or console) lines to standard error. Every line
+// NewLogger writes JSON (or console) lines to standard error. Every line
 // is kept (no sampling: one line per delivery attempt is a promise), and
 // lines are written in batches at most 200 ms apart, which spares two
 // write calls per message; Sync (at exit) writes what is left. Setting
 // lvl changes the level of the running logger (reload). Lines carry the
 // logger's name (delivery, relay, mta-sts...) but no caller: finding it
 // costs a stack walk per line, 2% of the relay's time under load.
-func newLogger(c config.Log) (log *zap.Logger, lvl zap.AtomicLevel, err error) {
+func NewLogger(c config.Log) (log *zap.Logger, lvl zap.AtomicLevel, err error) {
 	lvl, err = zap.ParseAtomicLevel(c.Level)
 	if err != nil {
 		return nil, lvl, fmt.Errorf("log.level: %w", err)

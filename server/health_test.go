@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 
 // TestReadiness: /readyz is 200 while the store opens and a DNS server
 // answers, 503 naming the cause when the DNS server is gone; `caliop
-// healthcheck` turns it into an exit status.
+// Healthcheck` turns it into an exit status.
 func TestReadiness(t *testing.T) {
 	dns, err := dnstest.New()
 	if err != nil {
@@ -35,7 +35,7 @@ func TestReadiness(t *testing.T) {
 	cfg := &config.Config{Metrics: config.Metrics{Listen: strings.TrimPrefix(srv.URL, "http://")}}
 
 	var out, errOut bytes.Buffer
-	if code := healthcheck(cfg, &out, &errOut); code != 0 {
+	if code := Healthcheck(cfg, &out, &errOut); code != 0 {
 		t.Fatalf("ready: exit %d, %s", code, out.String())
 	}
 	dns.Close()
@@ -51,7 +51,7 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("DNS down: /readyz %d, want 503", resp.StatusCode)
 	}
 	out.Reset()
-	if code := healthcheck(cfg, &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "caliop: healthcheck: ") || !strings.Contains(errOut.String(), "dns:") || out.Len() != 0 {
+	if code := Healthcheck(cfg, &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "caliop: Healthcheck: ") || !strings.Contains(errOut.String(), "dns:") || out.Len() != 0 {
 		t.Errorf("DNS down: exit %d, stdout %q, stderr %q; want 1 and the error on stderr", code, out.String(), errOut.String())
 	}
 	if err := r.check(context.Background()); err == nil {

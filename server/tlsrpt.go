@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -112,10 +112,10 @@ func tlsrptReceiver(cfg *config.Config, st store.Store, sink tlsrpt.ReceivedSink
 		Seen: &store.Once{Store: st, Bucket: "tlsrpt-received"}}
 }
 
-// printTLSRPT prints, as indented JSON, domain's report of the current
+// PrintTLSRPT prints, as indented JSON, domain's report of the current
 // UTC day so far, as the running relay last flushed it (every few
 // seconds).
-func printTLSRPT(cfg *config.Config, domain string, out io.Writer) error {
+func PrintTLSRPT(cfg *config.Config, domain string, out io.Writer) error {
 	return printTLSRPTDay(cfg, domain, time.Now(), out)
 }
 
@@ -174,12 +174,12 @@ func (r receivedMetrics) Received(rep *tlsrpt.Report) {
 	}
 }
 
-// receiveTLSRPTMail takes one report mail (as a Postfix pipe transport
+// ReceiveTLSRPTMail takes one report mail (as a Postfix pipe transport
 // hands it over on standard input), parses it (RFC 8460 §5.3) and posts
 // the report to the running relay's metrics listener, which exports it.
 // Exit status for the pipe: 0 done, 65 not a report (bounced), 75 relay
 // unreachable (Postfix retries).
-func receiveTLSRPTMail(cfg *config.Config, in io.Reader) (int, error) {
+func ReceiveTLSRPTMail(cfg *config.Config, in io.Reader) (int, error) {
 	rep, err := tlsrpt.ParseMail(in)
 	if err != nil {
 		return 65, err
