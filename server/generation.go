@@ -73,6 +73,14 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 		return nil, err
 	}
 	dialer := &net.Dialer{}
+	// TLS-RPT: the engine, the MTA-STS cache and the delivery record
+	// into rec; the sender mails reports through the engine and the
+	// delivery.
+	topts := tlsrptOptions(cfg, st, res, dialer.DialContext, m, log.Named("tlsrpt"))
+	rec, err := tlsrptsend.NewRecorder(topts)
+	if err != nil {
+		return nil, err
+	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	g.closers = append(g.closers, pool.Close)
 	deliverer := &delivery.Deliverer{
@@ -83,20 +91,13 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 		ConnectTimeout:  time.Duration(cfg.Outbound.ConnectTimeout),
 		GreetingTimeout: time.Duration(cfg.Outbound.GreetingTimeout),
 		Pool:            pool,
+		Report:          &tlsrptsend.Partners{Next: rec, DNS: res, Metrics: m},
 		Log:             log.Named("delivery"),
 		Metrics:         m,
 	}
-	// TLS-RPT reports mail through the engine, whose MTA-STS cache
-	// itself reports to the reporter.
-	engine := newEngine(cfg, res, nil) // its STS comes in finish
-	mail := func(ctx context.Context, from, to string, msg []byte) error {
-		return tlsrptMailer(engine, deliverer)(ctx, from, to, msg)
-	}
-	rep, err := newTLSRPT(cfg, st, res, dialer.DialContext, mail, m, log.Named("tlsrpt"))
-	if err != nil {
-		return nil, err
-	}
-	g.jobs = append(g.jobs, rep.Run)
+	engine := newEngine(cfg, res, nil, rec, m) // its STS comes in finish
+	topts.SendMail = countedMail(tlsrptsend.Mailer(engine, deliverer), m)
+	g.jobs = append(g.jobs, rec.Run, tlsrptsend.NewSender(rec, topts).Run)
 	pgp, keys, err := newPGP(cfg, st, res, dialer.DialContext, m, log.Named("wkd"))
 	if err != nil {
 		return nil, err
@@ -104,8 +105,6 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	if keys != nil {
 		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
 	}
-	partners := &tlsrptsend.Partners{Next: rep, DNS: res, Metrics: m}
-	engine.Report, engine.Metrics, deliverer.Report = rep, m, partners
 	srv := newRelay(cfg, outTLS, engine, deliverer, pgp, m, log.Named("relay"))
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
 	if cfg.Outbound.SMTP != "" {
@@ -132,7 +131,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 		g.services[i].shutdown = onceShutdown(g.services[i].shutdown)
 	}
 	g.finish = func() error {
-		sts, err := newSTS(cfg, st, res, dialer.DialContext, rep, m, log.Named("mta-sts"))
+		sts, err := newSTS(cfg, st, res, dialer.DialContext, rec, m, log.Named("mta-sts"))
 		if err != nil {
 			return err
 		}

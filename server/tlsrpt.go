@@ -13,22 +13,19 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caliop/relay/address"
 	"github.com/caliop/relay/config"
-	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/metrics"
-	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
-// newTLSRPT builds the TLS-RPT reporter on st: reports are posted over
-// HTTPS through the configured DNS servers and mailed with send (see
-// tlsrptMailer). Run it with go r.Run(ctx) when cfg.TLSRPT.Enabled; give
-// it as the Report of the engine, the delivery and the MTA-STS cache.
-func newTLSRPT(cfg *config.Config, st store.Store, res *resolver.Resolver, dial resolver.DialFunc, send tlsrptsend.SendMail, m *metrics.Metrics, log *zap.Logger) (*tlsrptsend.Reporter, error) {
+// tlsrptOptions are the TLS-RPT recorder's and sender's options on st:
+// reports are posted over HTTPS through the configured DNS servers; the
+// caller adds SendMail (countedMail of tlsrptsend.Mailer). With
+// tlsrpt.enabled false the sender only keeps counts.
+func tlsrptOptions(cfg *config.Config, st store.Store, res *resolver.Resolver, dial resolver.DialFunc, m *metrics.Metrics, log *zap.Logger) tlsrptsend.Options {
 	client := &http.Client{
 		Timeout: tlsrptsend.DefaultSendTimeout,
 		Transport: countedPosts{m: m, next: &http.Transport{
@@ -37,69 +34,28 @@ func newTLSRPT(cfg *config.Config, st store.Store, res *resolver.Resolver, dial 
 			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
 		}},
 	}
-	mailed := func(ctx context.Context, from, to string, msg []byte) error {
-		err := send(ctx, from, to, msg)
-		m.TLSRPTReport(metrics.TLSRPTMailto, err)
-		return err
-	}
 	t := cfg.TLSRPT
-	return tlsrptsend.New(tlsrptsend.Options{
+	return tlsrptsend.Options{
 		Store:            st,
 		DNS:              res,
 		HTTP:             client,
-		SendMail:         mailed,
 		CountOnly:        !t.Enabled,
 		OrganizationName: t.OrganizationName,
 		ContactInfo:      t.ContactInfo,
 		Submitter:        cfg.Hostname,
 		From:             t.From,
 		Log:              log,
-	})
-}
-
-// tlsrptMailer delivers report messages through Caliop's outbound path:
-// under the plan without published policies, as "TLS-Required: No" asks
-// (RFC 8689 §5; TLS is still required), by a copy of d that records no
-// TLS-RPT outcome, so that reports are not counted in reports
-// (RFC 8460 §5.3).
-func tlsrptMailer(engine *policy.Engine, d *delivery.Deliverer) tlsrptsend.SendMail {
-	quiet := *d
-	quiet.Report = nil
-	return func(ctx context.Context, from, to string, msg []byte) error {
-		// The rua comes from DNS: parsed like any address from outside.
-		rcpt, err := address.Parse(to, address.Recipient, false)
-		if err != nil {
-			return fmt.Errorf("report address %q: %w", to, err)
-		}
-		if rcpt.IsLiteral() {
-			return fmt.Errorf("report address %q: address literals are not relayed", to)
-		}
-		sender, err := address.Parse(from, address.Sender, false)
-		if err != nil {
-			return fmt.Errorf("report sender %q: %w", from, err)
-		}
-		plan, err := engine.PlanWithoutPolicies(ctx, rcpt.Domain)
-		if err != nil {
-			return err
-		}
-		res := quiet.Deliver(ctx, delivery.Request{
-			Plan:     plan,
-			Envelope: delivery.Envelope{From: sender, Size: int64(len(msg))},
-			To:       []address.Address{rcpt},
-			Body:     byteBody(msg),
-		})
-		if r := res.Replies[0]; r.Code != 250 {
-			return r
-		}
-		return nil
 	}
 }
 
-// byteBody is a message held in memory, as delivery.Body.
-type byteBody []byte
-
-func (b byteBody) Reader() io.Reader { return bytes.NewReader(b) }
-func (b byteBody) Size() int64       { return int64(len(b)) }
+// countedMail counts each report mailed by send.
+func countedMail(send tlsrptsend.SendMail, m *metrics.Metrics) tlsrptsend.SendMail {
+	return func(ctx context.Context, from, to string, msg []byte) error {
+		err := send(ctx, from, to, msg)
+		m.TLSRPTReport(metrics.TLSRPTMailto, err)
+		return err
+	}
+}
 
 // tlsrptReceiver takes the reports other senders send about the inbound
 // domains: serve it on https_listen with rcv.Wrap(policyHandler) (path

@@ -59,12 +59,12 @@ type pending map[string]*storedDay
 
 // Record counts o under the current UTC day. Outcomes without a domain
 // are ignored.
-func (r *Reporter) Record(o tlsrpt.Outcome) {
+func (r *Recorder) Record(o tlsrpt.Outcome) {
 	domain := strings.ToLower(strings.TrimSuffix(o.Domain, "."))
 	if domain == "" {
 		return
 	}
-	day := dayKey(r.o.Now())
+	day := dayKey(r.now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.pending[day]
@@ -160,7 +160,7 @@ func (d *storedDay) merge(src *storedDay) {
 
 // Flush adds the counts not yet written to the store, one atomic update
 // per day. On error a day's counts go back to memory for the next flush.
-func (r *Reporter) Flush() error {
+func (r *Recorder) Flush() error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	r.mu.Lock()
@@ -183,8 +183,8 @@ func (r *Reporter) Flush() error {
 }
 
 // flushDay adds delta to the day's stored counts.
-func (r *Reporter) flushDay(day string, delta *storedDay) error {
-	return r.o.Store.Update(countsBucket, day, func(old []byte) ([]byte, error) {
+func (r *Recorder) flushDay(day string, delta *storedDay) error {
+	return r.store.Update(countsBucket, day, func(old []byte) ([]byte, error) {
 		var stored storedDay
 		if old != nil {
 			if err := json.Unmarshal(old, &stored); err != nil {
@@ -197,12 +197,12 @@ func (r *Reporter) flushDay(day string, delta *storedDay) error {
 }
 
 // load returns the stored counts of day, after a flush.
-func (r *Reporter) load(day string) (*storedDay, error) {
+func (r *Recorder) load(day string) (*storedDay, error) {
 	if err := r.Flush(); err != nil {
 		return nil, err
 	}
 	var d storedDay
-	if _, err := r.o.Store.Get(countsBucket, day, &d); err != nil {
+	if _, err := r.store.Get(countsBucket, day, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil

@@ -18,7 +18,7 @@ var ErrNoData = errors.New("no TLS sessions recorded")
 // Report returns domain's report for the UTC day holding day, from the
 // store and the counts not yet flushed. A day not over yet gives the
 // report so far.
-func (r *Reporter) Report(domain string, day time.Time) (*tlsrpt.Report, error) {
+func (r *Recorder) Report(domain string, day time.Time) (*tlsrpt.Report, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	rng := tlsrpt.Day(day)
 	d, err := r.load(dayKey(rng.Start))
@@ -35,10 +35,10 @@ func (r *Reporter) Report(domain string, day time.Time) (*tlsrpt.Report, error) 
 // ReportID is the report-id of domain's report of the day starting at
 // start: the same for every attempt, so that a receiver can tell a
 // report sent again.
-func (r *Reporter) ReportID(domain string, start time.Time) string {
+func (r *Recorder) ReportID(domain string, start time.Time) string {
 	id := dayKey(start) + "." + domain
-	if r.o.Submitter != "" {
-		id += "@" + r.o.Submitter
+	if r.submitter != "" {
+		id += "@" + r.submitter
 	}
 	return id
 }
@@ -46,11 +46,11 @@ func (r *Reporter) ReportID(domain string, start time.Time) string {
 // build makes the RFC 8460 §4.4 report of one domain and day: one entry
 // per policy, failures grouped by result type, MX and addresses, all in a
 // stable order.
-func (r *Reporter) build(domain string, rng tlsrpt.DateRange, sd *storedDomain) *tlsrpt.Report {
+func (r *Recorder) build(domain string, rng tlsrpt.DateRange, sd *storedDomain) *tlsrpt.Report {
 	rep := &tlsrpt.Report{
-		OrganizationName: r.o.OrganizationName,
+		OrganizationName: r.org,
 		DateRange:        rng,
-		ContactInfo:      r.o.ContactInfo,
+		ContactInfo:      r.contact,
 		ReportID:         r.ReportID(domain, rng.Start),
 		Policies:         []tlsrpt.PolicyResult{},
 	}

@@ -30,7 +30,7 @@ const deliverTimeout = 5 * time.Minute
 var ErrRefused = errors.New("report refused")
 
 // deliver sends the gzipped report gz to one rua.
-func (r *Reporter) deliver(ctx context.Context, u *url.URL, domain string, rep *tlsrpt.Report, gz []byte) error {
+func (r *Sender) deliver(ctx context.Context, u *url.URL, domain string, rep *tlsrpt.Report, gz []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 	defer cancel()
 	switch strings.ToLower(u.Scheme) {
@@ -48,7 +48,7 @@ func (r *Reporter) deliver(ctx context.Context, u *url.URL, domain string, rep *
 }
 
 // post sends the report by HTTPS POST (RFC 8460 §5.4).
-func (r *Reporter) post(ctx context.Context, uri string, gz []byte) error {
+func (r *Sender) post(ctx context.Context, uri string, gz []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(gz))
 	if err != nil {
 		return err
@@ -68,7 +68,7 @@ func (r *Reporter) post(ctx context.Context, uri string, gz []byte) error {
 }
 
 // from is the sender address of mailed reports.
-func (r *Reporter) from() string {
+func (r *Sender) from() string {
 	if r.o.From != "" {
 		return r.o.From
 	}
@@ -81,7 +81,7 @@ func (r *Reporter) from() string {
 // TLS-Report-Domain and TLS-Report-Submitter, and "TLS-Required: No"
 // (RFC 8689 §5) so that relays deliver it despite TLS failures, the very
 // thing it may report.
-func (r *Reporter) compose(to, domain string, rep *tlsrpt.Report, gz []byte) []byte {
+func (r *Sender) compose(to, domain string, rep *tlsrpt.Report, gz []byte) []byte {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	submitter := r.o.Submitter

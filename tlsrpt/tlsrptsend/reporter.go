@@ -2,7 +2,8 @@
 // outbound sessions per policy domain and UTC day in the store,
 // and once a day sends each domain that asks for it (its _smtp._tls TXT
 // record) the report of the day before: by HTTPS POST or by mail through
-// Caliop's own outbound path. It sits above package tlsrpt, which knows
+// Caliop's own outbound path (Mailer). A Recorder keeps the counts, a
+// Sender sends what its Recorder kept. It sits above package tlsrpt, which knows
 // the standard but not the relay.
 //
 // Outcomes are counted in memory and added to the store every
@@ -111,15 +112,33 @@ type Options struct {
 	Log      *zap.Logger // nil: no logging
 }
 
-// Reporter counts outcomes (it is a tlsrpt.Recorder) and sends reports.
-type Reporter struct {
-	o   Options
-	log *zap.Logger
+// Recorder counts outcomes per policy domain and UTC day (it is a
+// tlsrpt.Recorder) and adds them to the store (Run, Flush); it builds a
+// day's report from them (Report). It needs nothing of the outbound path,
+// so the policy engine and the delivery can record into it before the
+// Sender, which mails through them, is made.
+type Recorder struct {
+	store      Store
+	now        func() time.Time
+	flushEvery time.Duration
+	// The reporting organization (RFC 8460 §4.4) and host (§5.1).
+	org, contact, submitter string
+	log                     *zap.Logger
 
 	mu      sync.Mutex
 	pending pending // counts not yet in the store
 
 	flushMu sync.Mutex // one flush at a time
+}
+
+var _ tlsrpt.Recorder = (*Recorder)(nil)
+
+// Sender sends, once a day, each domain that asks for it the report of
+// the day before, built by its Recorder (RFC 8460 §5).
+type Sender struct {
+	o   Options
+	log *zap.Logger
+	rec *Recorder
 
 	sendMu   sync.Mutex
 	delays   map[string]time.Duration // per day, once drawn
@@ -128,16 +147,47 @@ type Reporter struct {
 	cleaned  string                   // the last cleanup's limit
 }
 
-var _ tlsrpt.Recorder = (*Reporter)(nil)
+// Reporter is a Recorder and its Sender, for a process that has its
+// mailer at hand when it makes them.
+type Reporter struct {
+	*Recorder
+	*Sender
+}
 
 // ErrNoStore: Options.Store is nil.
 var ErrNoStore = errors.New("tlsrptsend: no store")
 
 // New returns a Reporter on o.Store.
 func New(o Options) (*Reporter, error) {
+	rec, err := NewRecorder(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Reporter{Recorder: rec, Sender: NewSender(rec, o)}, nil
+}
+
+// NewRecorder returns a Recorder on o.Store; of o it reads Store, Now,
+// FlushInterval, the reporting organization and Log.
+func NewRecorder(o Options) (*Recorder, error) {
 	if o.Store == nil {
 		return nil, ErrNoStore
 	}
+	o = o.withDefaults()
+	return &Recorder{
+		store: o.Store, now: o.Now, flushEvery: o.FlushInterval,
+		org: o.OrganizationName, contact: o.ContactInfo, submitter: o.Submitter,
+		log: o.log(), pending: pending{},
+	}, nil
+}
+
+// NewSender returns the Sender of rec's reports; o.Store must be rec's.
+func NewSender(rec *Recorder, o Options) *Sender {
+	o = o.withDefaults()
+	return &Sender{o: o, log: o.log(), rec: rec, delays: map[string]time.Duration{}, finished: map[string]bool{}, wake: map[string]time.Time{}}
+}
+
+// withDefaults fills in the zero fields of o.
+func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -161,26 +211,24 @@ func New(o Options) (*Reporter, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: DefaultSendTimeout}
 	}
-	log := o.Log
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &Reporter{o: o, log: log, pending: pending{}, delays: map[string]time.Duration{}, finished: map[string]bool{}, wake: map[string]time.Time{}}, nil
+	return o
 }
 
-// Run flushes counts every FlushInterval and sends the reports of past
-// days when due, until ctx ends; it flushes once more before returning.
-func (r *Reporter) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	if !r.o.CountOnly {
-		wg.Go(func() { r.sendLoop(ctx) })
+func (o Options) log() *zap.Logger {
+	if o.Log == nil {
+		return zap.NewNop()
 	}
-	t := time.NewTicker(r.o.FlushInterval)
+	return o.Log
+}
+
+// Run flushes counts every FlushInterval until ctx ends, and once more
+// before returning.
+func (r *Recorder) Run(ctx context.Context) {
+	t := time.NewTicker(r.flushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			if err := r.Flush(); err != nil {
 				r.log.Error("tlsrpt counts lost", zap.Error(err))
 			}
@@ -191,6 +239,22 @@ func (r *Reporter) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Run sends the reports of past days when due, until ctx ends; with
+// CountOnly it sends nothing and returns at once.
+func (s *Sender) Run(ctx context.Context) {
+	if !s.o.CountOnly {
+		s.sendLoop(ctx)
+	}
+}
+
+// Run flushes and sends until ctx ends, as Recorder.Run and Sender.Run.
+func (r *Reporter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Sender.Run(ctx) })
+	r.Recorder.Run(ctx)
+	wg.Wait()
 }
 
 // dayKey is the UTC day of t as stored.

@@ -46,7 +46,7 @@ type status struct {
 }
 
 // sendLoop sends due reports every checkInterval until ctx ends.
-func (r *Reporter) sendLoop(ctx context.Context) {
+func (r *Sender) sendLoop(ctx context.Context) {
 	t := time.NewTicker(checkInterval)
 	defer t.Stop()
 	for {
@@ -63,7 +63,7 @@ func (r *Reporter) sendLoop(ctx context.Context) {
 // reports from its end plus the day's Delay, retries when their time has
 // come (RFC 8460 §5.5: retried for up to a day). It also drops counts
 // older than KeepDays.
-func (r *Reporter) sendDue(ctx context.Context) {
+func (r *Sender) sendDue(ctx context.Context) {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 	now := r.o.Now()
@@ -80,7 +80,7 @@ func (r *Reporter) sendDue(ctx context.Context) {
 }
 
 // delay is day's wait after midnight, drawn once.
-func (r *Reporter) delay(day string) time.Duration {
+func (r *Sender) delay(day string) time.Duration {
 	d, ok := r.delays[day]
 	if !ok {
 		d = r.o.Delay()
@@ -91,7 +91,7 @@ func (r *Reporter) delay(day string) time.Duration {
 
 // sendDay attempts every domain of day whose report is neither done nor
 // waiting for a retry.
-func (r *Reporter) sendDay(ctx context.Context, day string, start time.Time) {
+func (r *Sender) sendDay(ctx context.Context, day string, start time.Time) {
 	// Replicas sharing the store take turns: the one holding the lock
 	// sends, the others find the day done when they get it.
 	unlock, err := r.o.Store.Lock(sendLockPrefix+day, sendLockTTL)
@@ -104,7 +104,7 @@ func (r *Reporter) sendDay(ctx context.Context, day string, start time.Time) {
 		return
 	}
 	defer unlock()
-	counts, err := r.load(day)
+	counts, err := r.rec.load(day)
 	if err != nil {
 		r.log.Warn("tlsrpt counts unreadable", zap.String("day", day), zap.Error(err))
 		return
@@ -136,7 +136,7 @@ func (r *Reporter) sendDay(ctx context.Context, day string, start time.Time) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r.attempt(ctx, day, domain, r.build(domain, rng, counts.Domains[domain]), states[domain])
+			r.attempt(ctx, day, domain, r.rec.build(domain, rng, counts.Domains[domain]), states[domain])
 		})
 	}
 	wg.Wait()
@@ -155,7 +155,7 @@ func (r *Reporter) sendDay(ctx context.Context, day string, start time.Time) {
 }
 
 // statuses reads the delivery state of every domain of day.
-func (r *Reporter) statuses(day string) (map[string]*status, error) {
+func (r *Sender) statuses(day string) (map[string]*status, error) {
 	out := map[string]*status{}
 	prefix := day + "/"
 	err := r.o.Store.ForEach(sentBucket, func(key string, value []byte) error {
@@ -175,7 +175,7 @@ func (r *Reporter) statuses(day string) (map[string]*status, error) {
 
 // Sent reports whether domain's report of the day holding day needs no
 // further attempt, and the last outcome.
-func (r *Reporter) Sent(domain string, day time.Time) (bool, string, error) {
+func (r *Sender) Sent(domain string, day time.Time) (bool, string, error) {
 	var st status
 	_, err := r.o.Store.Get(sentBucket, dayKey(day)+"/"+domain, &st)
 	return st.Done, st.Result, err
@@ -183,7 +183,7 @@ func (r *Reporter) Sent(domain string, day time.Time) (bool, string, error) {
 
 // attempt sends one domain's report to every rua of its record not yet
 // served, and keeps the new state.
-func (r *Reporter) attempt(ctx context.Context, day, domain string, rep *tlsrpt.Report, st *status) {
+func (r *Sender) attempt(ctx context.Context, day, domain string, rep *tlsrpt.Report, st *status) {
 	log := r.log.With(zap.String("domain", domain), zap.String("day", day))
 	now := r.o.Now()
 	st.At = now
@@ -215,7 +215,7 @@ func (r *Reporter) attempt(ctx context.Context, day, domain string, rep *tlsrpt.
 }
 
 // lookup finds domain's TLS-RPT record (RFC 8460 §3).
-func (r *Reporter) lookup(ctx context.Context, domain string) (tlsrpt.TXTRecord, error) {
+func (r *Sender) lookup(ctx context.Context, domain string) (tlsrpt.TXTRecord, error) {
 	if r.o.DNS == nil {
 		return tlsrpt.TXTRecord{}, errors.New("no DNS resolver configured")
 	}
@@ -228,7 +228,7 @@ func (r *Reporter) lookup(ctx context.Context, domain string) (tlsrpt.TXTRecord,
 
 // deliverAll sends the report to each rua not yet served; it returns the
 // failures.
-func (r *Reporter) deliverAll(ctx context.Context, rec tlsrpt.TXTRecord, domain string, rep *tlsrpt.Report, st *status, log *zap.Logger) error {
+func (r *Sender) deliverAll(ctx context.Context, rec tlsrpt.TXTRecord, domain string, rep *tlsrpt.Report, st *status, log *zap.Logger) error {
 	js, err := tlsrpt.Marshal(rep)
 	if err != nil {
 		return err
@@ -252,7 +252,7 @@ func (r *Reporter) deliverAll(ctx context.Context, rec tlsrpt.TXTRecord, domain 
 }
 
 // failed schedules the next attempt, or gives up after MaxAttempts.
-func (r *Reporter) failed(st *status, now time.Time, err error, log *zap.Logger) {
+func (r *Sender) failed(st *status, now time.Time, err error, log *zap.Logger) {
 	if st.Attempts >= r.o.MaxAttempts {
 		st.Done, st.Result = true, fmt.Sprintf("gave up after %d attempts: %v", st.Attempts, err)
 		log.Warn("tlsrpt report given up", zap.Int("attempts", st.Attempts), zap.Error(err))
@@ -266,7 +266,7 @@ func (r *Reporter) failed(st *status, now time.Time, err error, log *zap.Logger)
 }
 
 // cleanup drops counts and states older than KeepDays, once a day.
-func (r *Reporter) cleanup(now time.Time) {
+func (r *Sender) cleanup(now time.Time) {
 	limit := dayKey(now.AddDate(0, 0, -r.o.KeepDays))
 	if r.cleaned == limit {
 		return

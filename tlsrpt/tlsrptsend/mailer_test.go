@@ -1,4 +1,4 @@
-package server
+package tlsrptsend
 
 import (
 	"context"
@@ -19,7 +19,6 @@ import (
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
-	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
 // TestTLSRPTMailThroughCaliop: a day's report for example.test goes, the
@@ -54,16 +53,19 @@ func TestTLSRPTMailThroughCaliop(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	rep, err := tlsrptsend.New(tlsrptsend.Options{
-		Store: st, DNS: res, SendMail: tlsrptMailer(engine, deliverer),
+	opts := Options{
+		Store: st, DNS: res,
 		OrganizationName: "Caliop test", ContactInfo: "postmaster@relay.test", Submitter: "relay.test", From: "tlsrpt@relay.test",
 		Now: clock, Delay: func() time.Duration { return 0 }, FlushInterval: 10 * time.Millisecond,
 		Log: zaptest.NewLogger(t),
-	})
+	}
+	rec, err := NewRecorder(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deliverer.Report = rep // as in serve: the mailer's copy must not record
+	deliverer.Report = rec // as in serve: the mailer's copy must not record
+	opts.SendMail = Mailer(engine, deliverer)
+	rep := &Reporter{Recorder: rec, Sender: NewSender(rec, opts)}
 	rep.Record(tlsrpt.Outcome{Domain: "example.test", Policy: tlsrpt.PolicySTS, MX: "mx.example.test", Success: true})
 	rep.Record(tlsrpt.Outcome{Domain: "example.test", Policy: tlsrpt.PolicySTS, MX: "mx.example.test", Result: tlsrpt.CertificateExpired})
 	if err := rep.Flush(); err != nil {
