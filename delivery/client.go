@@ -1,32 +1,27 @@
 package delivery
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/address"
-	"github.com/caliop/relay/internal/smtpreply"
+	"github.com/caliop/relay/internal/smtpconn"
 )
 
 // client speaks SMTP to one destination MX (RFC 5321), with PIPELINING
 // (RFC 2920) when offered. It never sends MAIL on its own: the caller does,
-// once the connection passed the plan.
+// once the connection passed the plan. Deadlines come from the caller's
+// context (Deliverer.attemptOn, Txn.bind), not per command.
 type client struct {
-	conn   net.Conn
-	text   *textproto.Conn
-	host   string            // MX host name
-	addr   string            // ip:port dialled
-	ext    map[string]string // EHLO keywords, upper case
+	*smtpconn.Conn
+	host   string // MX host name
+	addr   string // ip:port dialled
 	tls    *tls.ConnectionState
 	proved proof
 	// verifyErr is why the certificate is not WebPKI-valid for host,
@@ -42,65 +37,7 @@ type client struct {
 }
 
 func newClient(conn net.Conn, host, addr string) *client {
-	return &client{conn: conn, text: newText(conn), host: host, addr: addr}
-}
-
-// reply reads one (possibly multi-line) reply as an *smtp.SMTPError, the
-// form every reply takes in Caliop, success included.
-func (c *client) reply() (*smtp.SMTPError, error) {
-	code, msg, err := c.text.ReadResponse(0)
-	if err != nil {
-		if _, ok := err.(textproto.ProtocolError); ok {
-			return nil, fmt.Errorf("malformed reply: %w", err)
-		}
-		return nil, err
-	}
-	return parseReply(code, msg), nil
-}
-
-// parseReply is smtpreply.Parse: the enhanced status code split off the
-// text (RFC 3463, RFC 2034 §3).
-func parseReply(code int, msg string) *smtp.SMTPError { return smtpreply.Parse(code, msg) }
-
-// cmd sends one command and reads its reply.
-func (c *client) cmd(format string, args ...any) (*smtp.SMTPError, error) {
-	if err := c.text.PrintfLine(format, args...); err != nil {
-		return nil, err
-	}
-	return c.reply()
-}
-
-// ehlo sends EHLO and records the keywords (RFC 5321 §4.1.1.1).
-func (c *client) ehlo(name string) (*smtp.SMTPError, error) {
-	if err := c.text.PrintfLine("EHLO %s", name); err != nil {
-		return nil, err
-	}
-	code, msg, err := c.text.ReadResponse(0)
-	if err != nil {
-		return nil, err
-	}
-	if code != 250 {
-		return parseReply(code, msg), nil
-	}
-	c.ext = map[string]string{}
-	lines := strings.Split(msg, "\n")
-	for _, l := range lines[1:] {
-		k, v, _ := strings.Cut(l, " ")
-		c.ext[strings.ToUpper(k)] = v
-	}
-	return parseReply(code, msg), nil
-}
-
-// has reports whether the server announced an EHLO keyword.
-func (c *client) has(keyword string) bool {
-	_, ok := c.ext[keyword]
-	return ok
-}
-
-// maxSize is the server's SIZE limit (RFC 1870), 0 when none was given.
-func (c *client) maxSize() int64 {
-	n, _ := strconv.ParseInt(c.ext["SIZE"], 10, 64)
-	return n
+	return &client{Conn: smtpconn.New(conn), host: host, addr: addr}
 }
 
 // transaction is one MAIL, its RCPTs and the body.
@@ -122,18 +59,18 @@ type outcome struct {
 // send runs one transaction. Replies come back in outcome; a non-nil error
 // means the connection broke and nothing after the last reply is known.
 func (c *client) send(tx transaction) (outcome, error) {
-	if c.has("PIPELINING") {
+	if c.Has("PIPELINING") {
 		return c.sendPipelined(tx)
 	}
 	var out outcome
 	var err error
-	if out.mail, err = c.cmd("MAIL FROM:%s%s", tx.from.Path(), tx.params); err != nil || out.mail.Code != 250 {
+	if out.mail, err = c.Mail(tx.from, tx.params); err != nil || out.mail.Code != 250 {
 		return out, err
 	}
 	c.dirty = true
 	accepted := 0
 	for _, rcpt := range tx.to {
-		r, err := c.cmd("RCPT TO:%s", rcpt.Path())
+		r, err := c.Rcpt(rcpt)
 		if err != nil {
 			return out, err
 		}
@@ -145,7 +82,7 @@ func (c *client) send(tx transaction) (outcome, error) {
 	if accepted == 0 {
 		return out, c.reset()
 	}
-	r, err := c.cmd("DATA")
+	r, err := c.Cmd("DATA")
 	if err != nil {
 		return out, err
 	}
@@ -161,13 +98,12 @@ func (c *client) send(tx transaction) (outcome, error) {
 // the replies in order (RFC 2920 §3.1).
 func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	var out outcome
-	w := c.text.W
 	c.queueReset()
-	writeMail(w, tx.from, tx.params)
+	c.WriteMail(tx.from, tx.params)
 	for _, rcpt := range tx.to {
-		writeRcpt(w, rcpt)
+		c.WriteRcpt(rcpt)
 	}
-	w.WriteString("DATA\r\n")
+	c.Text.W.WriteString("DATA\r\n")
 	if err := c.flush(); err != nil {
 		return out, err
 	}
@@ -180,7 +116,7 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	}
 	accepted := 0
 	for range tx.to {
-		r, err := c.reply()
+		r, err := c.Reply()
 		if err != nil {
 			return out, err
 		}
@@ -189,7 +125,7 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 			accepted++
 		}
 	}
-	r, err := c.reply()
+	r, err := c.Reply()
 	if err != nil {
 		return out, err
 	}
@@ -215,7 +151,7 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 // in the same write, and returns the reply to MAIL.
 func (c *client) mail(from address.Address, params string) (*smtp.SMTPError, error) {
 	c.queueReset()
-	writeMail(c.text.W, from, params)
+	c.WriteMail(from, params)
 	if err := c.flush(); err != nil {
 		return nil, err
 	}
@@ -229,16 +165,16 @@ func (c *client) mail(from address.Address, params string) (*smtp.SMTPError, err
 // owed RSET under PIPELINING (RFC 2920 §3.1), one after the other without.
 // rcpt is nil when MAIL was refused or the connection broke before.
 func (c *client) mailRcpt(from address.Address, params string, to address.Address) (mail, rcpt *smtp.SMTPError, err error) {
-	if !c.has("PIPELINING") {
+	if !c.Has("PIPELINING") {
 		if mail, err = c.mail(from, params); err != nil || mail.Code != 250 {
 			return mail, nil, err
 		}
-		rcpt, err = c.cmd("RCPT TO:%s", to.Path())
+		rcpt, err = c.Rcpt(to)
 		return mail, rcpt, err
 	}
 	c.queueReset()
-	writeMail(c.text.W, from, params)
-	writeRcpt(c.text.W, to)
+	c.WriteMail(from, params)
+	c.WriteRcpt(to)
 	if err := c.flush(); err != nil {
 		return nil, nil, err
 	}
@@ -248,27 +184,11 @@ func (c *client) mailRcpt(from address.Address, params string, to address.Addres
 	if mail, err = c.mailReply(); err != nil {
 		return nil, nil, err
 	}
-	rcpt, err = c.reply()
+	rcpt, err = c.Reply()
 	if mail.Code != 250 {
 		return mail, nil, err // the RCPT reply is a 503 of no interest
 	}
 	return mail, rcpt, err
-}
-
-// writeMail buffers "MAIL FROM:<path> params": the path from the one
-// address writer (DESIGN.md invariant 8).
-func writeMail(w *bufio.Writer, from address.Address, params string) {
-	w.WriteString("MAIL FROM:")
-	w.WriteString(from.Path())
-	w.WriteString(params)
-	w.WriteString("\r\n")
-}
-
-// writeRcpt buffers "RCPT TO:<path>".
-func writeRcpt(w *bufio.Writer, to address.Address) {
-	w.WriteString("RCPT TO:")
-	w.WriteString(to.Path())
-	w.WriteString("\r\n")
 }
 
 // errStale: a reused connection failed its RSET; the server closed it or
@@ -282,7 +202,7 @@ var errStale = errors.New("idle connection went stale")
 // sent now.
 func (c *client) owe() error {
 	switch {
-	case !c.has("PIPELINING"):
+	case !c.Has("PIPELINING"):
 		return c.reset()
 	case c.dirty:
 		c.owed = true
@@ -295,7 +215,7 @@ func (c *client) owe() error {
 // flush sends what is buffered; on a connection taken from the pool, a
 // failure means it went stale while idle (errStale).
 func (c *client) flush() error {
-	err := c.text.W.Flush()
+	err := c.Text.W.Flush()
 	if err != nil && c.probe {
 		c.probe = false
 		return fmt.Errorf("%w: %w", errStale, err)
@@ -307,7 +227,7 @@ func (c *client) flush() error {
 // no reply or a 421 (the server timed the idle session out) means it went
 // stale: nothing was accepted (errStale).
 func (c *client) mailReply() (*smtp.SMTPError, error) {
-	r, err := c.reply()
+	r, err := c.Reply()
 	if c.probe {
 		c.probe = false
 		if err != nil {
@@ -326,7 +246,7 @@ func (c *client) mailReply() (*smtp.SMTPError, error) {
 // queueReset writes the owed RSET into the buffer.
 func (c *client) queueReset() {
 	if c.owed {
-		c.text.W.WriteString("RSET\r\n")
+		c.Text.W.WriteString("RSET\r\n")
 	}
 }
 
@@ -337,7 +257,7 @@ func (c *client) resetReply() error {
 		return nil
 	}
 	c.owed = false
-	r, err := c.reply()
+	r, err := c.Reply()
 	if err == nil && r.Code != 250 {
 		err = r
 	}
@@ -350,7 +270,7 @@ func (c *client) resetReply() error {
 
 // reset prepares a cached connection for another transaction.
 func (c *client) reset() error {
-	r, err := c.cmd("RSET")
+	r, err := c.Cmd("RSET")
 	if err == nil && r.Code != 250 {
 		err = r
 	}
@@ -358,11 +278,4 @@ func (c *client) reset() error {
 		c.dirty = false
 	}
 	return err
-}
-
-// close says QUIT without waiting long, then closes.
-func (c *client) close() {
-	c.conn.SetDeadline(time.Now().Add(time.Second))
-	c.text.PrintfLine("QUIT")
-	c.conn.Close()
 }

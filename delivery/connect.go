@@ -85,9 +85,9 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 		return nil, err
 	}
 	if bounded {
-		c.conn.SetDeadline(budget)
+		c.Net.SetDeadline(budget)
 	} else {
-		c.conn.SetDeadline(time.Time{})
+		c.Net.SetDeadline(time.Time{})
 	}
 	if c.tls == nil {
 		return c, nil
@@ -101,7 +101,7 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 		// RFC 7672 §3: the TLSA records, not the WebPKI, authenticate.
 		if err := dane.Verify(req.DANE.Set, c.tls.PeerCertificates, req.DANE.Names, d.now()); err != nil {
 			d.Metrics.DANE(metrics.DANEMismatch)
-			c.close()
+			c.Quit()
 			return nil, &stepError{step: "dane", result: tlsrpt.Classify(err), err: err}
 		}
 		d.Metrics.DANE(metrics.DANEMatch)
@@ -109,7 +109,7 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 		return c, nil
 	}
 	if c.proved.level < req.Level {
-		c.close()
+		c.Quit()
 		return nil, &stepError{step: "certificate", result: tlsrpt.Classify(verr), err: verr}
 	}
 	return c, nil
@@ -118,37 +118,36 @@ func (d *Deliverer) connect(ctx context.Context, host, addr string, req policy.R
 // handshake reads the greeting, says EHLO and, unless req allows plaintext
 // and the server offers no STARTTLS, upgrades to TLS and says EHLO again.
 func (c *client) handshake(name string, req policy.Requirement, cfg *tls.Config) error {
-	r, err := c.reply()
+	r, err := c.Reply()
 	if err != nil {
 		return &stepError{step: "greeting", err: err}
 	}
 	if r.Code != 220 {
 		return &stepError{step: "greeting", reply: r}
 	}
-	if r, err := c.ehlo(name); err != nil || r.Code != 250 {
+	if r, err := c.Ehlo(name); err != nil || r.Code != 250 {
 		return &stepError{step: "ehlo", reply: r, err: err}
 	}
-	if !c.has("STARTTLS") {
+	if !c.Has("STARTTLS") {
 		if req.Level == policy.None {
 			return nil
 		}
 		return &stepError{step: "starttls", result: tlsrpt.StartTLSNotSupported, err: tlsrpt.ErrNoSTARTTLS}
 	}
-	if r, err := c.cmd("STARTTLS"); err != nil || r.Code != 220 {
+	if r, err := c.Cmd("STARTTLS"); err != nil || r.Code != 220 {
 		if err == nil {
 			err = tlsrpt.ErrNoSTARTTLS
 		}
 		return &stepError{step: "starttls", reply: r, result: tlsrpt.StartTLSNotSupported, err: err}
 	}
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
+	st, err := c.StartTLS(cfg)
+	if err != nil {
 		return &stepError{step: "tls", result: tlsrpt.ValidationFailure, err: err}
 	}
-	st := tc.ConnectionState()
-	c.conn, c.text, c.tls = tc, newText(tc), &st
+	c.tls = &st
 	c.proved = proof{level: policy.Encrypt, version: st.Version, cipher: st.CipherSuite}
 	// RFC 3207 §4.2: forget what was learnt before TLS and ask again.
-	if r, err := c.ehlo(name); err != nil || r.Code != 250 {
+	if r, err := c.Ehlo(name); err != nil || r.Code != 250 {
 		return &stepError{step: "ehlo", reply: r, err: err}
 	}
 	return nil

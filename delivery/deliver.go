@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caliop/relay/address"
+	"github.com/caliop/relay/internal/smtpconn"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
@@ -197,16 +197,17 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
 		return Result{}, f, false
 	}
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.Net.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if f := acceptable(req.Envelope, c, mx.Host, addr); f != nil {
+	params, f := mailParams(req.Envelope, c, mx.Host, addr)
+	if f != nil {
 		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
 		d.Pool.put(key, c)
 		return Result{}, f, false
 	}
-	out, err := c.send(transaction{from: req.From, params: params(req.Envelope, c), to: req.To, body: req.Body.Reader()})
+	out, err := c.send(transaction{from: req.From, params: params, to: req.To, body: req.Body.Reader()})
 	if errors.Is(err, errStale) {
-		c.conn.Close()
+		c.Net.Close()
 		return Result{}, nil, true
 	}
 	res, classes, f := judge(req, mx.Host, addr, out, err)
@@ -218,7 +219,7 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 	}
 	d.logAttempt(req, mx, addr, c, last, t0, reused)
 	if err != nil {
-		c.conn.Close()
+		c.Net.Close()
 	} else {
 		d.Pool.put(key, c)
 	}
@@ -252,42 +253,19 @@ func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX,
 	return c, key, false, nil
 }
 
-// acceptable checks what the MX announced against the message: 8BITMIME,
-// SMTPUTF8, SIZE. A mismatch is permanent for this MX only.
-func acceptable(env Envelope, c *client, host, addr string) *failure {
-	perm := func(code int, ec smtp.EnhancedCode, msg string) *failure {
-		return &failure{host: host, addr: addr, kind: failMessage, err: &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg}}
-	}
-	switch {
-	case env.EightBit && !c.has("8BITMIME"):
-		return perm(554, smtp.EnhancedCode{5, 6, 3}, "8-bit message but 8BITMIME not offered")
-	case env.UTF8 && !c.has("SMTPUTF8"):
-		return perm(554, smtp.EnhancedCode{5, 6, 7}, "SMTPUTF8 required but not offered")
-	case env.RequireTLS && !c.has("REQUIRETLS"):
-		// RFC 8689 §4.2.1: the next hop must support REQUIRETLS.
-		return perm(550, smtp.EnhancedCode{5, 7, 30}, "REQUIRETLS support required but not offered")
-	case c.maxSize() > 0 && env.Size > c.maxSize():
-		return perm(552, smtp.EnhancedCode{5, 3, 4}, fmt.Sprintf("message of %d bytes exceeds the SIZE limit of %d", env.Size, c.maxSize()))
-	}
-	return nil
-}
-
-// params are the MAIL parameters for this message on this connection.
-func params(env Envelope, c *client) string {
-	p := ""
-	if c.has("SIZE") && env.Size > 0 {
-		p += " SIZE=" + strconv.FormatInt(env.Size, 10)
-	}
+// mailParams are the message's MAIL parameters on c, or the failure
+// when the MX lacks what the message needs (8BITMIME, SMTPUTF8,
+// REQUIRETLS, SIZE): permanent for this MX only.
+func mailParams(env Envelope, c *client, host, addr string) (string, *failure) {
+	m := smtpconn.Message{Size: env.Size, UTF8: env.UTF8, RequireTLS: env.RequireTLS}
 	if env.EightBit {
-		p += " BODY=8BITMIME"
+		m.Body = string(smtp.Body8BitMIME)
 	}
-	if env.UTF8 {
-		p += " SMTPUTF8"
+	p, refused := c.MailParams(m)
+	if refused != nil {
+		return "", &failure{host: host, addr: addr, kind: failMessage, err: refused}
 	}
-	if env.RequireTLS {
-		p += " REQUIRETLS" // RFC 8689 §3
-	}
-	return p
+	return p, nil
 }
 
 func allReplies(n int, r *smtp.SMTPError) Result {

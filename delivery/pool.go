@@ -50,9 +50,9 @@ func (p *Pool) get(k poolKey, deadline time.Time) *client {
 		if !e.timer.Stop() {
 			continue // the timer is closing it
 		}
-		e.c.conn.SetDeadline(deadline)
+		e.c.Net.SetDeadline(deadline)
 		if err := e.c.owe(); err != nil {
-			e.c.conn.Close()
+			e.c.Net.Close()
 			continue
 		}
 		return e.c
@@ -63,19 +63,19 @@ func (p *Pool) get(k poolKey, deadline time.Time) *client {
 // closed, or c has carried MaxMessages.
 func (p *Pool) put(k poolKey, c *client) {
 	if p == nil || p.Idle <= 0 || p.MaxMessages > 0 && c.sent >= p.MaxMessages {
-		c.close()
+		c.Quit()
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		go c.close()
+		go c.Quit()
 		return
 	}
 	if p.idle == nil {
 		p.idle = map[poolKey][]*pooled{}
 	}
-	c.conn.SetDeadline(time.Time{})
+	c.Net.SetDeadline(time.Time{})
 	e := &pooled{c: c}
 	e.timer = time.AfterFunc(p.Idle, func() { p.expire(k, e) })
 	p.idle[k] = append(p.idle[k], e)
@@ -94,7 +94,7 @@ func (p *Pool) expire(k poolKey, e *pooled) {
 		delete(p.idle, k)
 	}
 	p.mu.Unlock()
-	e.c.close()
+	e.c.Quit()
 }
 
 // Close closes every idle connection and stops caching.
@@ -107,7 +107,7 @@ func (p *Pool) Close() {
 	for _, list := range all {
 		for _, e := range list {
 			if e.timer.Stop() {
-				e.c.close()
+				e.c.Quit()
 			}
 		}
 	}

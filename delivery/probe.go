@@ -51,7 +51,7 @@ func (d *Deliverer) Probe(ctx context.Context, host, addr string) (Probe, error)
 	default:
 		return p, err
 	}
-	for k := range c.ext {
+	for k := range c.Ext {
 		p.Extensions = append(p.Extensions, k)
 	}
 	sort.Strings(p.Extensions)
@@ -60,6 +60,6 @@ func (d *Deliverer) Probe(ctx context.Context, host, addr string) (Probe, error)
 		p.TLS = c.tls
 		p.WebPKIErr = d.verify(host, c.tls)
 	}
-	c.close()
+	c.Quit()
 	return p, nil
 }

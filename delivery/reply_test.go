@@ -10,25 +10,6 @@ import (
 	"github.com/caliop/relay/tlsrpt"
 )
 
-func TestParseReply(t *testing.T) {
-	tests := []struct {
-		code int
-		msg  string
-		want smtp.SMTPError
-	}{
-		{250, "2.0.0 Ok: queued as X", smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as X"}},
-		{550, "5.1.1 no such user\n5.1.1 really", smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user really"}},
-		{451, "try later", smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 0, 0}, Message: "try later"}},
-		// A 5.x.x code on a 4xx reply is not trusted: the class wins.
-		{451, "5.1.1 odd", smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 0, 0}, Message: "5.1.1 odd"}},
-	}
-	for _, tc := range tests {
-		if got := parseReply(tc.code, tc.msg); *got != tc.want {
-			t.Errorf("parseReply(%d, %q) = %+v, want %+v", tc.code, tc.msg, *got, tc.want)
-		}
-	}
-}
-
 func TestSummariseStaysTemporary(t *testing.T) {
 	tlsFail := failure{host: "mx1.example", addr: "192.0.2.1:25", kind: failPolicy, result: tlsrpt.CertificateExpired, err: errors.New("x509: expired")}
 	refused := failure{host: "mx2.example", addr: "192.0.2.2:25", kind: failServer, err: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "go away"}}

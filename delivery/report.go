@@ -21,7 +21,7 @@ func (d *Deliverer) report(plan policy.Plan, mx policy.MX, addr string, c *clien
 	}
 	o := tlsrpt.Outcome{Domain: plan.Domain, Policy: policyType(plan, mx), MX: mx.Host, PolicyText: policyText(plan, mx), ReceivingIP: hostOf(addr)}
 	if c != nil {
-		o.SendingIP = hostOf(c.conn.LocalAddr().String())
+		o.SendingIP = hostOf(c.Net.LocalAddr().String())
 	}
 	var se *stepError
 	switch {

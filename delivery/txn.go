@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/caliop/relay/address"
+	"github.com/caliop/relay/internal/smtpconn"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 )
@@ -68,17 +69,18 @@ func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to
 		d.logAttempt(req, mx, addr, nil, f.reply(), t0, false)
 		return nil, nil, f, false
 	}
-	if f := acceptable(env, c, mx.Host, addr); f != nil {
+	params, f := mailParams(env, c, mx.Host, addr)
+	if f != nil {
 		d.logAttempt(req, mx, addr, c, f.reply(), t0, reused)
 		d.Pool.put(key, c)
 		return nil, nil, f, false
 	}
 	t := &Txn{d: d, c: c, key: key, mx: mx, plan: plan, env: env, start: t0}
 	stop := t.bind(ctx)
-	r, rr, err := c.mailRcpt(env.From, params(env, c), to)
+	r, rr, err := c.mailRcpt(env.From, params, to)
 	stop()
 	if errors.Is(err, errStale) {
-		c.conn.Close()
+		c.Net.Close()
 		return nil, nil, nil, true
 	}
 	if r != nil && r.Code == 250 {
@@ -89,7 +91,7 @@ func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to
 	_, _, jf := judge(req, mx.Host, addr, outcome{mail: r}, err)
 	d.logAttempt(req, mx, addr, c, jf.reply(), t0, reused)
 	if err != nil {
-		c.conn.Close()
+		c.Net.Close()
 	} else {
 		d.Pool.put(key, c)
 	}
@@ -99,9 +101,9 @@ func (d *Deliverer) open(ctx context.Context, plan policy.Plan, env Envelope, to
 // bind makes ctx's end interrupt the connection.
 func (t *Txn) bind(ctx context.Context) func() bool {
 	if dl, ok := ctx.Deadline(); ok {
-		t.c.conn.SetDeadline(dl)
+		t.c.Net.SetDeadline(dl)
 	}
-	return context.AfterFunc(ctx, func() { t.c.conn.SetDeadline(time.Unix(1, 0)) })
+	return context.AfterFunc(ctx, func() { t.c.Net.SetDeadline(time.Unix(1, 0)) })
 }
 
 // MX names the host the transaction runs on.
@@ -113,7 +115,7 @@ func (t *Txn) Rcpt(ctx context.Context, to address.Address) *smtp.SMTPError {
 		return t.lost()
 	}
 	defer t.bind(ctx)()
-	r, err := t.c.cmd("RCPT TO:%s", to.Path())
+	r, err := t.c.Cmd("RCPT TO:%s", to.Path())
 	return t.rcptReply(to, r, err)
 }
 
@@ -150,11 +152,11 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 	switch {
 	case t.broken:
 		reply, class = t.lost(), metrics.FailureNetwork
-	case t.c.maxSize() > 0 && body.Size() > t.c.maxSize():
+	case t.c.MaxSize() > 0 && body.Size() > t.c.MaxSize():
 		// The body grew since MAIL (encryption): RFC 1870 §6.
 		t.Close()
-		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("%s: message of %d bytes exceeds the SIZE limit of %d", t.failure().where(), body.Size(), t.c.maxSize())}
-	case eightBit && !t.env.EightBit && !t.c.has("8BITMIME"):
+		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("%s: message of %d bytes exceeds the SIZE limit of %d", t.failure().where(), body.Size(), t.c.MaxSize())}
+	case eightBit && !t.env.EightBit && !t.c.Has("8BITMIME"):
 		t.Close()
 		reply = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3}, Message: t.failure().where() + ": 8-bit message but 8BITMIME not offered"}
 	default:
@@ -183,20 +185,11 @@ func (t *Txn) Data(ctx context.Context, body Body, eightBit bool) *smtp.SMTPErro
 // data sends the body: as one BDAT chunk when the MX offers CHUNKING
 // (RFC 3030 §2), one round trip instead of DATA's two.
 func (t *Txn) data(body Body) *smtp.SMTPError {
-	if t.c.has("CHUNKING") {
-		r, err := t.c.bdat(body.Reader(), body.Size())
-		return t.ended(r, err, "BDAT")
+	r, step, err := t.c.data(body)
+	if step == smtpconn.StepDATA && err == nil {
+		return said(t.failure(), r, step) // DATA refused
 	}
-	r, err := t.c.cmd("DATA")
-	if err != nil {
-		t.broken = true
-		return t.lost()
-	}
-	if r.Code != 354 {
-		return said(t.failure(), r, "DATA")
-	}
-	r, err = t.c.body(body.Reader())
-	return t.ended(r, err, "end of DATA")
+	return t.ended(r, err, step)
 }
 
 // ended turns the final reply to a message into the upstream reply.
@@ -223,7 +216,7 @@ func (t *Txn) Close() {
 		return
 	}
 	if !t.broken {
-		t.c.conn.SetDeadline(time.Now().Add(resetTimeout))
+		t.c.Net.SetDeadline(time.Now().Add(resetTimeout))
 		if t.c.reset() != nil {
 			t.broken = true
 		}
@@ -238,7 +231,7 @@ func (t *Txn) release() {
 		return
 	}
 	if t.broken {
-		t.c.close()
+		t.c.Quit()
 	} else {
 		t.d.Pool.put(t.key, t.c)
 	}

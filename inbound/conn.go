@@ -14,7 +14,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
 
-	"github.com/caliop/relay/internal/bdat"
 	"github.com/caliop/relay/internal/smtpfront"
 )
 
@@ -161,7 +160,7 @@ func (c *clientConn) command(line []byte) bool {
 	case "MAIL", "RCPT", "DATA", "BDAT":
 		size := int64(0)
 		if c.verb == "BDAT" {
-			size = bdat.ChunkSize(text[min(5, len(text)):])
+			size = smtpfront.ChunkSize(text[min(5, len(text)):])
 		}
 		if c.needEHLO {
 			// RFC 3207 §4.2: the server forgets the earlier EHLO.

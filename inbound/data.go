@@ -35,7 +35,7 @@ func (sess *session) Data(r io.Reader) error {
 		sess.dropHop("data", errors.New("next hop connection lost before DATA"))
 		return errNextHop
 	}
-	reply, err := h.data(sp.Reader(), sp.Size(), sess.s.opts.DataTimeout)
+	reply, _, err := h.Data(sp.Reader(), sp.Size())
 	if err != nil {
 		sess.dropHop("data", err)
 		return errNextHopLost

@@ -24,9 +24,6 @@ var (
 	errNextHop = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Next hop unavailable, try again later"}
 	// The next hop broke off while the body went to it: not accepted.
 	errNextHopLost = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Connection to the next hop lost, try again later"}
-	// RFC 6152 §3 and RFC 6531 §3.2: the next hop cannot take it as is.
-	errNo8BitMIME = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 3}, Message: "8-bit body not accepted by the next hop"}
-	errNoUTF8     = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "SMTPUTF8 not accepted by the next hop"}
 	// A body line longer than Limits.MaxLine (RFC 5321 §4.5.3.1.6).
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 0}, Message: "Line too long, closing connection"}
 )

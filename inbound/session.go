@@ -87,7 +87,7 @@ func (sess *session) mail(from string, opts *smtp.MailOptions) error {
 	if refused != nil {
 		return refused
 	}
-	reply, err := h.cmd("MAIL FROM:%s%s", sender.Path(), params)
+	reply, err := h.Mail(sender, params)
 	if err != nil {
 		sess.dropHop("mail", err)
 		return errNextHop
@@ -108,7 +108,7 @@ func (sess *session) openHop() *nextHop {
 	if h := sess.hop.Load(); h != nil {
 		// A new HELO (after STARTTLS, say) needs a new XCLIENT.
 		if h.helo == helo {
-			if r, err := h.cmd("RSET"); err == nil && r.Code == 250 {
+			if r, err := h.Cmd("RSET"); err == nil && r.Code == 250 {
 				return h
 			}
 		}
@@ -138,7 +138,7 @@ func (sess *session) dropHop(stage string, err error) {
 		sess.log.Warn("next hop failed", zap.String("stage", stage), zap.Error(err))
 	}
 	if h := sess.hop.Swap(nil); h != nil {
-		h.quit()
+		h.Quit()
 	}
 }
 
@@ -177,7 +177,7 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		sess.log.Info("routing operator refused", zap.String("to", to))
 		return errRoutingDenied
 	}
-	reply, err := h.cmd("RCPT TO:%s", rcpt.Path())
+	reply, err := h.Rcpt(rcpt)
 	if err != nil {
 		sess.dropHop("rcpt", err)
 		return errNextHop
@@ -209,7 +209,7 @@ func (sess *session) Logout() error {
 		return nil
 	}
 	if h := sess.hop.Load(); h != nil {
-		h.conn.Close()
+		h.Net.Close()
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/caliop/relay/internal/bdat"
 	"github.com/caliop/relay/internal/smtpfront"
 )
 
@@ -140,7 +139,7 @@ func (c *frontConn) readCommand() {
 	case bytes.EqualFold(verb, []byte("STARTTLS")):
 		c.mode = modeRaw
 	case bytes.EqualFold(verb, []byte("BDAT")):
-		if n := bdat.ChunkSize(string(args)); n > 0 {
+		if n := smtpfront.ChunkSize(string(args)); n > 0 {
 			c.mode, c.bdatLeft = modeBDAT, n
 		}
 	}

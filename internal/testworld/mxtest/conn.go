@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caliop/relay/internal/bdat"
+	"github.com/caliop/relay/internal/smtpfront"
 )
 
 // handshakeTimeout bounds the server side of a STARTTLS handshake.
@@ -165,7 +165,7 @@ func (c *conn) command(line []byte) bool {
 	case "MAIL", "RCPT", "DATA", "BDAT":
 		size := int64(0)
 		if verb == "BDAT" {
-			size = bdat.ChunkSize(strings.Join(fields[1:], " "))
+			size = smtpfront.ChunkSize(strings.Join(fields[1:], " "))
 		}
 		// RFC 3207 §4.2: after TLS starts the server forgets the
 		// earlier EHLO, so a transaction needs a new one first.

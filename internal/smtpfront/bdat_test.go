@@ -1,4 +1,4 @@
-package bdat
+package smtpfront
 
 import "testing"
 

@@ -1,4 +1,4 @@
-package smtpreply
+package smtpconn
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 
 // FuzzParse: any reply text keeps its code, gets an enhanced code of the
 // code's class, and comes out on one line.
-// Longer runs: go test ./internal/smtpreply -run XXX -fuzz FuzzParse
+// Longer runs: go test ./internal/smtpconn -run XXX -fuzz FuzzParse
 func FuzzParse(f *testing.F) {
 	f.Add(250, "2.0.0 OK")
 	f.Add(550, "5.1.1 no such user\n5.1.1 really")

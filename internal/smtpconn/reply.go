@@ -1,9 +1,4 @@
-// Package smtpreply turns an SMTP reply as read by net/textproto (RFC 5321
-// §4.2: a three-digit code and text, continuation lines joined by "\n")
-// into the *smtp.SMTPError every Caliop component passes replies around
-// as, success included, with the RFC 3463 enhanced status code split off
-// the text (RFC 2034 §3).
-package smtpreply
+package smtpconn
 
 import (
 	"strconv"
@@ -12,7 +7,10 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// Parse splits an RFC 3463 enhanced status code off the text; without
+// Parse turns a reply as net/textproto reads it (RFC 5321 §4.2: a
+// three-digit code and text, continuation lines joined by "\n") into the
+// *smtp.SMTPError every Caliop component passes replies around as,
+// success included. It splits an RFC 3463 enhanced status code off the text; without
 // one, or with one of another class than the code's, the code's class
 // with .0.0 stands in. The lines are joined with spaces.
 func Parse(code int, msg string) *smtp.SMTPError {

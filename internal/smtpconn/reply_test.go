@@ -1,4 +1,4 @@
-package smtpreply
+package smtpconn
 
 import (
 	"testing"

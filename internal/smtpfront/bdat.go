@@ -1,14 +1,13 @@
-// Package bdat reads the arguments of a BDAT command (RFC 3030 §2) the way
-// go-smtp does, for code that watches an SMTP stream below go-smtp and
-// must know where a chunk ends.
-package bdat
+package smtpfront
 
 import (
 	"strconv"
 	"strings"
 )
 
-// ChunkSize is the size of the chunk following "BDAT <args>", or 0 when
+// ChunkSize reads the arguments of a BDAT command (RFC 3030 §2) the way
+// go-smtp does, for code that watches an SMTP stream below go-smtp and
+// must know where a chunk ends. It is the size of the chunk following "BDAT <args>", or 0 when
 // go-smtp reads no chunk because it cannot parse them (see go-smtp's
 // handleBdat): one or two fields, the second "LAST", the first a 32-bit
 // size.
