@@ -103,7 +103,7 @@ func (sess *session) bodyError(p *pacer, err error) error {
 		reply = errLineTooLong
 	}
 	sess.log.Info("message data broken", zap.Error(p.readErr))
-	sess.c.hangUp(reply)
+	sess.c.HangUp(reply)
 	return reply
 }
 
@@ -126,7 +126,7 @@ type pacer struct {
 
 func (s *Server) newPacer(c *clientConn, r io.Reader) *pacer {
 	p := &pacer{r: r, c: c, quit: make(chan struct{})}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.Touch()
 	p.wg.Add(1)
 	go p.watch(s.opts.Hostname, s.opts.Limits, s.window)
 	return p
@@ -145,20 +145,20 @@ func (p *pacer) watch(host string, l Limits, window time.Duration) {
 	defer p.wg.Done()
 	tick := time.NewTicker(max(min(window, l.CommandTimeout)/4, time.Millisecond))
 	defer tick.Stop()
-	start, atStart := time.Now(), p.c.received.Load()
+	start, atStart := time.Now(), p.c.Received()
 	for {
 		select {
 		case <-p.quit:
 			return
 		case now := <-tick.C:
-			if now.Sub(time.Unix(0, p.c.lastRead.Load())) > l.CommandTimeout {
+			if now.Sub(p.c.LastRead()) > l.CommandTimeout {
 				p.stopWith(errDataIdle(host))
 				return
 			}
 			if l.MinDataRate <= 0 || now.Sub(start) < window {
 				continue
 			}
-			n := p.c.received.Load()
+			n := p.c.Received()
 			if float64(n-atStart) < float64(l.MinDataRate)*now.Sub(start).Seconds() {
 				p.stopWith(errDataTooSlow(host))
 				return
@@ -172,7 +172,7 @@ func (p *pacer) watch(host string, l Limits, window time.Duration) {
 // reader fails at once.
 func (p *pacer) stopWith(r *smtp.SMTPError) {
 	p.trip.Store(r)
-	p.c.hangUp(r)
+	p.c.HangUp(r)
 }
 
 func (p *pacer) tripped() *smtp.SMTPError { return p.trip.Load() }

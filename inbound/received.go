@@ -19,7 +19,7 @@ type receivedInfo struct {
 
 func (sess *session) receivedInfo() receivedInfo {
 	ap, _ := netip.ParseAddrPort(sess.c.RemoteAddr().String())
-	return receivedInfo{helo: sess.conn.Hostname(), ip: ap.Addr().Unmap(), esmtp: sess.c.esmtp.Load(), tls: sess.c.tls.Load()}
+	return receivedInfo{helo: sess.conn.Hostname(), ip: ap.Addr().Unmap(), esmtp: sess.c.esmtp.Load(), tls: sess.c.TLS()}
 }
 
 // header is the trace header Caliop adds (RFC 5321 §4.4) for the

@@ -18,13 +18,10 @@ package inbound
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -124,15 +121,11 @@ type Server struct {
 	smtp     *smtp.Server
 	domains  map[string]bool
 	partners map[string]bool
-	draining atomic.Bool
+	front    *smtpfront.Front
 	// window is the span over which MinDataRate is checked; keepAlive the
 	// NOOP interval toward the next hop while a body is read. Fields, so
 	// that tests can shorten them.
 	window, keepAlive time.Duration
-
-	mu        sync.Mutex
-	conns     map[*clientConn]struct{}
-	admission *smtpfront.Admission
 }
 
 // New builds a Server; call Serve for each listener.
@@ -141,8 +134,12 @@ func New(o Options) *Server {
 	s := &Server{
 		opts: o, domains: set(o.Domains), partners: set(o.RequireTLSFrom),
 		window: defaultRateWindow, keepAlive: defaultKeepAlive,
-		conns:     map[*clientConn]struct{}{},
-		admission: smtpfront.NewAdmission(o.Limits.MaxConnections, func(netip.Addr) int { return o.Limits.MaxPerIP }),
+	}
+	s.front = &smtpfront.Front{
+		Hostname:  o.Hostname,
+		Log:       o.Log,
+		Admission: smtpfront.NewAdmission(o.Limits.MaxConnections, func(netip.Addr) int { return o.Limits.MaxPerIP }),
+		Wrap:      s.wrap,
 	}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = o.Hostname
@@ -225,52 +222,26 @@ func set(names []string) map[string]bool {
 }
 
 // Serve accepts sessions on l until Shutdown, then returns nil.
-func (s *Server) Serve(l net.Listener) error {
-	err := s.smtp.Serve(&listener{Listener: l, s: s})
-	if errors.Is(err, smtp.ErrServerClosed) || s.draining.Load() {
-		return nil
-	}
-	return err
-}
+func (s *Server) Serve(l net.Listener) error { return s.front.Serve(s.smtp, l) }
+
+// Sessions is the number of client connections open.
+func (s *Server) Sessions() int { return s.front.Sessions() }
 
 // Shutdown stops accepting (new connections get 421), says 421 4.3.2 to
 // and closes sessions between transactions, lets transactions in flight
 // finish until ctx ends (each session is closed with 421 at its end), then
 // closes what is left.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	s.mu.Lock()
-	open := make([]*clientConn, 0, len(s.conns))
-	for c := range s.conns {
-		open = append(open, c)
-	}
-	s.mu.Unlock()
-	for _, c := range open {
-		if !c.busy.Load() {
-			c.hangUp(smtpfront.ShuttingDown(s.opts.Hostname))
-		}
-	}
-	err := s.smtp.Shutdown(ctx)
-	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-		// go-smtp's Close does nothing once Shutdown has begun: cut
-		// the connections still open here (Close is idempotent).
-		for _, c := range open {
-			c.Close()
-		}
-		return err
-	}
-	return nil
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.front.Drain(ctx, s.smtp) }
 
 // backend hands go-smtp a session at the client's first EHLO or HELO.
 type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	cc, ok := c.Conn().(*clientConn)
+	cc, ok := smtpfront.Of(c.Conn()).Rules().(*clientConn)
 	if !ok {
 		return nil, smtpfront.LocalError(fmt.Errorf("unexpected connection type %T", c.Conn()))
 	}
-	if b.s.draining.Load() {
+	if b.s.front.Draining() {
 		return nil, smtpfront.ShuttingDown(b.s.opts.Hostname)
 	}
 	return newSession(b.s, c, cc), nil

@@ -47,16 +47,13 @@ func newSession(s *Server, conn *smtp.Conn, c *clientConn) *session {
 // Mail opens a transaction at the next hop (RFC 5321 §4.1.1.2): the
 // client gets 250 only after the next hop gave it.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
-	// Shutdown spares a busy session; the order of the two atomics makes
-	// sure it either sees busy or Mail sees draining.
-	sess.c.busy.Store(true)
-	if sess.s.draining.Load() {
-		sess.c.busy.Store(false)
+	// Shutdown spares a session inside a transaction.
+	if !sess.s.front.Begin(sess.c.Conn) {
 		return smtpfront.ShuttingDown(sess.s.opts.Hostname)
 	}
 	err := sess.mail(from, opts)
 	if err != nil {
-		sess.c.busy.Store(false)
+		sess.s.front.End(sess.c.Conn)
 	}
 	return err
 }
@@ -194,9 +191,8 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // runs: it touches neither the next hop nor the transaction (the next
 // MAIL sends RSET first).
 func (sess *session) Reset() {
-	sess.c.busy.Store(false)
-	if sess.s.draining.Load() {
-		sess.c.hangUp(smtpfront.ShuttingDown(sess.s.opts.Hostname))
+	if sess.s.front.End(sess.c.Conn) {
+		sess.c.HangUp(smtpfront.ShuttingDown(sess.s.opts.Hostname))
 	}
 }
 

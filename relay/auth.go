@@ -71,7 +71,7 @@ func (sess *session) authFailed(user, reason string) error {
 	sess.s.opts.Metrics.AuthFailure(reason)
 	sess.log.Warn("authentication failed", zap.String("user", user), zap.String("reason", reason), zap.Int("failures", sess.authFails))
 	if sess.authFails > lim.PerConnection {
-		sess.hangUpWith(errTooManyAuthFailures(sess.s.opts.Hostname))
+		sess.fc.HangUp(errTooManyAuthFailures(sess.s.opts.Hostname))
 		return errTooManyAuthFailures(sess.s.opts.Hostname)
 	}
 	time.Sleep(lim.delay(sess.authFails))

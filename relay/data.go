@@ -106,10 +106,10 @@ func (sess *session) logMessage(domain string, rcpts int, size int64, reply *smt
 
 // forwarded is what the MTA said with XFORWARD, if anything.
 func (sess *session) forwarded() Forwarded {
-	if fc, ok := sess.conn.Conn().(*frontConn); ok {
-		return fc.Forwarded()
+	if sess.rules == nil {
+		return Forwarded{}
 	}
-	return Forwarded{}
+	return sess.rules.Forwarded()
 }
 
 // withID names Caliop's transaction id in a final reply ("[caliop ID]"),

@@ -8,11 +8,9 @@ package relay
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -98,15 +96,11 @@ const (
 
 // Server runs the outbound SMTP and LMTP listeners.
 type Server struct {
-	opts     Options
-	smtp     *smtp.Server
-	lmtp     *smtp.Server
-	draining atomic.Bool
+	opts  Options
+	smtp  *smtp.Server
+	lmtp  *smtp.Server
+	front *smtpfront.Front
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-
-	conns        *smtpfront.Admission
 	authFailures *failures
 	dummyOnce    sync.Once
 	dummy        []byte
@@ -126,13 +120,18 @@ func New(o Options) *Server {
 	orDefault(&o.MaxLine, defaultMaxLine)
 	o.AuthLimits = o.AuthLimits.withDefaults()
 	o.ConnLimits = o.ConnLimits.withDefaults()
-	s := &Server{opts: o, sessions: map[*session]struct{}{}, authFailures: newFailures(o.AuthLimits, o.Now)}
-	s.conns = smtpfront.NewAdmission(o.ConnLimits.MaxConnections, func(a netip.Addr) int {
-		if s.trusted(a) {
-			return o.ConnLimits.MaxPerTrustedIP
-		}
-		return o.ConnLimits.MaxPerIP
-	})
+	s := &Server{opts: o, authFailures: newFailures(o.AuthLimits, o.Now)}
+	s.front = &smtpfront.Front{
+		Hostname: o.Hostname,
+		Log:      o.Log,
+		Admission: smtpfront.NewAdmission(o.ConnLimits.MaxConnections, func(a netip.Addr) int {
+			if s.trusted(a) {
+				return o.ConnLimits.MaxPerTrustedIP
+			}
+			return o.ConnLimits.MaxPerIP
+		}),
+		Wrap: s.wrap,
+	}
 	if len(o.Users) > 0 {
 		// Now, so that the first unknown user is not slower than the
 		// others (dummyHash).
@@ -170,41 +169,23 @@ func (s *Server) ServeSMTP(l net.Listener) error { return s.serve(s.smtp, l) }
 // ServeLMTP accepts LMTP sessions on l until Shutdown.
 func (s *Server) ServeLMTP(l net.Listener) error { return s.serve(s.lmtp, l) }
 
-func (s *Server) serve(srv *smtp.Server, l net.Listener) error {
-	err := srv.Serve(&listener{Listener: l, s: s})
-	if errors.Is(err, smtp.ErrServerClosed) || s.draining.Load() {
-		return nil
-	}
-	return err
+func (s *Server) serve(srv *smtp.Server, l net.Listener) error { return s.front.Serve(srv, l) }
+
+// wrap is the smtpfront.Conn of an admitted connection: XFORWARD for
+// trusted clients; STARTTLS and everything after it are go-smtp's.
+func (s *Server) wrap(raw net.Conn, release func()) *smtpfront.Conn {
+	rules := &xforwardRules{offer: s.trusted(smtpfront.RemoteAddr(raw))}
+	return smtpfront.NewConn(raw, smtpfront.ConnOptions{Rules: rules, BufSize: 64 << 10}, release)
 }
+
+// Sessions is the number of client connections open.
+func (s *Server) Sessions() int { return s.front.Sessions() }
 
 // Shutdown stops taking sessions (new ones get 421), closes idle sessions
 // with 421, lets transactions in flight finish until ctx ends, then closes
 // what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	for _, sess := range s.open() {
-		sess.closeIfIdle()
-	}
-	errc := make(chan error, 2)
-	for _, srv := range []*smtp.Server{s.smtp, s.lmtp} {
-		go func() { errc <- srv.Shutdown(ctx) }()
-	}
-	var err error
-	for range 2 {
-		if e := <-errc; e != nil && !errors.Is(e, smtp.ErrServerClosed) {
-			err = e
-		}
-	}
-	if err != nil {
-		// go-smtp's Close does nothing once Shutdown has begun: cut the
-		// sessions still open here. A connection that never said EHLO
-		// ends at go-smtp's read timeout.
-		for _, sess := range s.open() {
-			sess.conn.Close()
-		}
-	}
-	return err
+	return s.front.Drain(ctx, s.smtp, s.lmtp)
 }
 
 // dummyHash is the bcrypt hash an unknown user's password is checked
@@ -222,25 +203,4 @@ func (s *Server) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// open lists the sessions open now (a copy: closing one untracks it).
-func (s *Server) open() []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		out = append(out, sess)
-	}
-	return out
-}
-
-func (s *Server) track(sess *session, on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on {
-		s.sessions[sess] = struct{}{}
-	} else {
-		delete(s.sessions, sess)
-	}
 }

@@ -2,10 +2,8 @@ package relay
 
 import (
 	"context"
-	"io"
+	"fmt"
 	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/emersion/go-smtp"
 	"go.uber.org/zap"
@@ -27,8 +25,8 @@ type session struct {
 	authFails int
 	log       *zap.Logger
 
-	mu   sync.Mutex // guards busy against closeIfIdle
-	busy bool       // inside a transaction
+	fc    *smtpfront.Conn // the connection below go-smtp (and its TLS)
+	rules *xforwardRules
 
 	id   string
 	from address.Address
@@ -41,15 +39,21 @@ type session struct {
 }
 
 func (s *Server) newSession(c *smtp.Conn, lmtp bool) (smtp.Session, error) {
-	if s.draining.Load() {
+	if s.front.Draining() {
 		return nil, smtpfront.ShuttingDown(s.opts.Hostname)
 	}
-	sess := &session{s: s, conn: c, lmtp: lmtp}
+	fc := smtpfront.Of(c.Conn())
+	if fc == nil {
+		return nil, smtpfront.LocalError(fmt.Errorf("unexpected connection type %T", c.Conn()))
+	}
+	sess := &session{s: s, conn: c, lmtp: lmtp, fc: fc}
+	sess.rules, _ = fc.Rules().(*xforwardRules)
+	// Under go-smtp's TLS, a 421 of Caliop's goes through it.
+	fc.SetOuter(c.Conn)
 	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
 		sess.remote = ap.Addr().Unmap()
 	}
 	sess.log = s.opts.Log.With(zap.String("client", c.Conn().RemoteAddr().String()), zap.Bool("lmtp", lmtp))
-	s.track(sess, true)
 	return sess, nil
 }
 
@@ -60,7 +64,7 @@ func (sess *session) mayRelay() bool {
 
 // Mail starts a transaction if the client may relay.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
-	if sess.s.draining.Load() {
+	if sess.s.front.Draining() {
 		return smtpfront.ShuttingDown(sess.s.opts.Hostname)
 	}
 	if !sess.mayRelay() {
@@ -83,9 +87,9 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 		sess.log.Info("bad sender", zap.String("from", from), zap.Error(err))
 		return err
 	}
-	sess.mu.Lock()
-	sess.busy = true
-	sess.mu.Unlock()
+	if !sess.s.front.Begin(sess.fc) {
+		return smtpfront.ShuttingDown(sess.s.opts.Hostname)
+	}
 	sess.id = smtpfront.NewID()
 	sess.from = a
 	if opts != nil {
@@ -216,19 +220,19 @@ func (sess *session) accepted(r recipient, reply *smtp.SMTPError) error {
 // Reset ends the transaction; while draining, the session too.
 // XFORWARD attributes last one transaction.
 func (sess *session) Reset() {
-	if fc, ok := sess.conn.Conn().(*frontConn); ok {
-		fc.resetForwarded()
+	if sess.rules != nil {
+		sess.rules.resetForwarded()
 	}
 	if sess.txn != nil {
 		sess.txn.Close()
 	}
 	sess.from, sess.opts, sess.rcpt, sess.route, sess.routeKey, sess.txn = address.Null, smtp.MailOptions{}, nil, "", "", nil
-	sess.mu.Lock()
-	sess.busy = false
-	sess.mu.Unlock()
-	if sess.s.draining.Load() {
-		// go-smtp holds the connection's lock while calling Reset.
-		go sess.hangUp()
+	if sess.s.front.End(sess.fc) {
+		// 421 4.3.2 (RFC 5321 §3.8: a server shutting down may close
+		// with 421 at any time). go-smtp's Reject would say "4.4.5 Too
+		// busy", which is not why; HangUp takes no go-smtp lock, which
+		// it holds while calling Reset.
+		sess.fc.HangUp(smtpfront.ShuttingDown(sess.s.opts.Hostname))
 	}
 }
 
@@ -238,35 +242,7 @@ func (sess *session) Logout() error {
 		sess.txn.Close()
 		sess.txn = nil
 	}
-	sess.s.track(sess, false)
 	return nil
-}
-
-// closeIfIdle ends a session that is between transactions (Shutdown).
-func (sess *session) closeIfIdle() {
-	sess.mu.Lock()
-	idle := !sess.busy
-	sess.mu.Unlock()
-	if idle {
-		go sess.hangUp()
-	}
-}
-
-// hangUp says 421 4.3.2 (RFC 5321 §3.8: a server shutting down may close
-// with 421 at any time) and closes the connection. go-smtp's Reject would
-// say "4.4.5 Too busy", which is not why.
-func (sess *session) hangUp() {
-	sess.hangUpWith(smtpfront.ShuttingDown(sess.s.opts.Hostname))
-	sess.conn.Close()
-}
-
-// hangUpWith says r and closes the network connection; go-smtp's next
-// read fails and it ends the session. Safe while go-smtp holds its lock.
-func (sess *session) hangUpWith(r *smtp.SMTPError) {
-	nc := sess.conn.Conn()
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	io.WriteString(nc, smtpfront.ReplyLine(r))
-	nc.Close()
 }
 
 var _ smtp.LMTPSession = (*session)(nil)

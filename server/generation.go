@@ -37,9 +37,10 @@ type generation struct {
 	cancel context.CancelFunc
 	jobsWG sync.WaitGroup
 
-	sessions *sessionCount // open SMTP connections, for the drain
-	handoffs []*handoff    // one per service, set when it takes over
-	retired  atomic.Bool   // replaced: its servers' errors no longer matter
+	handoffs []*handoff // one per service, set when it takes over
+	// counts are the SMTP servers' session counts, one per server.
+	counts  []func() int
+	retired atomic.Bool // replaced: its servers' errors no longer matter
 
 	stopOnce    sync.Once
 	releaseOnce sync.Once
@@ -49,7 +50,7 @@ type generation struct {
 // logger. Files are read first (certificates, keys), so that one that
 // does not load fails the build before anything else is made.
 func (p *process) build(cfg *config.Config) (_ *generation, err error) {
-	g := &generation{cfg: cfg, sessions: newSessionCount()}
+	g := &generation{cfg: cfg}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -107,15 +108,21 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	}
 	srv := newRelay(cfg, outTLS, engine, deliverer, pgp, m, log.Named("relay"))
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
+	g.counts = append(g.counts, srv.Sessions)
 	if cfg.Outbound.SMTP != "" {
-		g.services = append(g.services, service{key: "outbound.smtp", addr: cfg.Outbound.SMTP, serve: srv.ServeSMTP, shutdown: drain, sessions: true})
+		g.services = append(g.services, service{key: "outbound.smtp", addr: cfg.Outbound.SMTP, serve: srv.ServeSMTP, shutdown: drain, sessions: srv.Sessions})
 	}
 	if cfg.Outbound.LMTP != "" {
-		g.services = append(g.services, service{key: "outbound.lmtp", addr: cfg.Outbound.LMTP, serve: srv.ServeLMTP, shutdown: drain, sessions: true})
+		g.services = append(g.services, service{key: "outbound.lmtp", addr: cfg.Outbound.LMTP, serve: srv.ServeLMTP, shutdown: drain, sessions: srv.Sessions})
 	}
 	if src != nil {
 		in, jobs := inboundServices(cfg, src, acme, st, m, log)
 		g.services = append(g.services, in...)
+		for _, svc := range in {
+			if svc.sessions != nil {
+				g.counts = append(g.counts, svc.sessions)
+			}
+		}
 		g.jobs = append(g.jobs, jobs...)
 	} else {
 		// No certificate to watch any more (after a reload).
@@ -153,6 +160,15 @@ func outboundTLS(cfg *config.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("outbound.tls: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// sessions is the number of SMTP sessions g's servers hold open.
+func (g *generation) sessions() int {
+	n := 0
+	for _, count := range g.counts {
+		n += count()
+	}
+	return n
 }
 
 // start runs the background jobs.

@@ -102,7 +102,7 @@ func inboundServices(cfg *config.Config, src certs.Source, acme *certs.ACME, st 
 		Metrics: m,
 		Log:     log.Named("inbound"),
 	})
-	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown, sessions: true}}
+	services := []service{{key: "inbound.listen", addr: in.Listen, serve: srv.Serve, shutdown: srv.Shutdown, sessions: srv.Sessions}}
 	var jobs []func(context.Context)
 	// The policy host also takes TLS-RPT reports about the inbound
 	// domains (POST /tlsrpt).

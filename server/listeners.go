@@ -95,28 +95,18 @@ type handoff struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
-	// sessions counts the connections handed over and not closed yet,
-	// for the generation's drain; nil: not counted.
-	sessions *sessionCount
 }
 
-func newHandoff(addr net.Addr, sessions *sessionCount) *handoff {
-	return &handoff{addr: addr, conns: make(chan net.Conn), done: make(chan struct{}), sessions: sessions}
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 // give hands c to the server's Accept; false if the handoff is closed.
 func (h *handoff) give(c net.Conn) bool {
-	if h.sessions != nil {
-		h.sessions.add()
-		c = &countedConn{Conn: c, n: h.sessions}
-	}
 	select {
 	case h.conns <- c:
 		return true
 	case <-h.done:
-		if h.sessions != nil {
-			h.sessions.done()
-		}
 		return false
 	}
 }
@@ -136,39 +126,3 @@ func (h *handoff) Close() error {
 }
 
 func (h *handoff) Addr() net.Addr { return h.addr }
-
-// sessionCount counts a generation's open SMTP connections; idle is
-// signalled each time the count falls to zero.
-type sessionCount struct {
-	n    atomic.Int64
-	idle chan struct{}
-}
-
-func newSessionCount() *sessionCount { return &sessionCount{idle: make(chan struct{}, 1)} }
-
-func (s *sessionCount) add() { s.n.Add(1) }
-
-func (s *sessionCount) done() {
-	if s.n.Add(-1) == 0 {
-		select {
-		case s.idle <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// open is the number of connections not closed yet.
-func (s *sessionCount) open() int64 { return s.n.Load() }
-
-// countedConn gives its count back when closed, once.
-type countedConn struct {
-	net.Conn
-	n    *sessionCount
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.n.done)
-	return err
-}

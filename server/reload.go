@@ -168,11 +168,7 @@ func (p *process) commit(g *generation, fresh map[string]*socket) {
 	}
 	for _, svc := range g.services {
 		so := p.sockets[socketID(svc)]
-		var n *sessionCount
-		if svc.sessions {
-			n = g.sessions
-		}
-		h := newHandoff(so.l.Addr(), n)
+		h := newHandoff(so.l.Addr())
 		g.handoffs = append(g.handoffs, h)
 		go func() {
 			defer h.Close() // a server that ended takes no more connections
@@ -228,6 +224,10 @@ func (p *process) fail(err error) {
 	}
 }
 
+// drainPoll is how often a retiring generation asks its servers whether
+// their sessions ended.
+const drainPoll = 50 * time.Millisecond
+
 // retire stops g, which a reload replaced. It no longer receives
 // connections; its HTTP services stop now, its SMTP sessions go on with
 // the configuration they started with until they end, for at most a
@@ -244,18 +244,20 @@ func (p *process) retire(g *generation) {
 	httpCtx, cancel := context.WithTimeout(context.Background(), grace(g.cfg))
 	defer cancel()
 	for _, s := range g.services {
-		if !s.sessions {
+		if s.sessions == nil {
 			go s.shutdown(httpCtx)
 		}
 	}
 	drain := time.NewTimer(time.Duration(g.cfg.Outbound.DeliveryTimeout))
 	defer drain.Stop()
+	poll := time.NewTicker(drainPoll)
+	defer poll.Stop()
 wait:
-	for g.sessions.open() > 0 {
+	for g.sessions() > 0 {
 		select {
-		case <-g.sessions.idle:
+		case <-poll.C:
 		case <-drain.C:
-			p.log.Info("drain window over, closing the remaining sessions", zap.Int64("sessions", g.sessions.open()))
+			p.log.Info("drain window over, closing the remaining sessions", zap.Int("sessions", g.sessions()))
 			break wait
 		case <-p.stopping:
 			break wait

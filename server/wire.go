@@ -94,10 +94,10 @@ type service struct {
 	addr     string
 	serve    func(net.Listener) error
 	shutdown func(context.Context) error
-	// sessions: the service holds SMTP sessions, which a reload lets
-	// end (or waits a drain window) before its shutdown; an HTTP
-	// service is shut down at once (requests in flight finish).
-	sessions bool
+	// sessions counts the SMTP sessions open, which a reload lets end
+	// (or waits a drain window) before its shutdown; nil for an HTTP
+	// service, shut down at once (requests in flight finish).
+	sessions func() int
 }
 
 // httpService serves h on addr, TLS when cfg is set.
