@@ -5,8 +5,6 @@ import (
 	"reflect"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 )
 
@@ -105,48 +103,6 @@ func orTop(path string) string {
 		return "top level"
 	}
 	return path
-}
-
-// checkUsers requires a bcrypt hash for every SMTP AUTH user.
-func (o *Outbound) checkUsers() error {
-	for user, hash := range o.Auth.Users {
-		if user == "" {
-			return fmt.Errorf("%w: outbound.auth.users: empty user name", ErrInvalid)
-		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return fmt.Errorf("%w: outbound.auth.users.%s: not a bcrypt hash (make one with: htpasswd -nbB user pass): %v", ErrInvalid, user, err)
-		}
-	}
-	return nil
-}
-
-// checkDomains normalises override domains to lowercase A-labels.
-func (o *Outbound) checkDomains() error {
-	out := make(map[string]DomainPolicy, len(o.Domains))
-	for name, p := range o.Domains {
-		key := "outbound.domains." + name
-		d, err := idna.Lookup.ToASCII(strings.TrimSuffix(name, "."))
-		if err != nil || !isHostname(d) {
-			return fmt.Errorf("%w: %s: not a domain name", ErrInvalid, key)
-		}
-		switch p.Level {
-		case "":
-			return fmt.Errorf("%w: %s.level: missing (none, encrypt, verify, mta-sts or dane)", ErrInvalid, key)
-		case LevelNone:
-			if p.MinTLS != 0 {
-				return fmt.Errorf("%w: %s.min_tls: contradicts level none", ErrInvalid, key)
-			}
-		}
-		if p.MinTLS == 0 {
-			p.MinTLS = o.MinTLS
-		}
-		if _, dup := out[d]; dup {
-			return fmt.Errorf("%w: %s: listed twice", ErrInvalid, key)
-		}
-		out[d] = p
-	}
-	o.Domains = out
-	return nil
 }
 
 // isHostname reports whether s is a syntactically valid LDH host name

@@ -23,6 +23,7 @@ import (
 // and, once it took over, lets this one drain and stop.
 type generation struct {
 	cfg      *config.Config
+	dns      []string // the resolvers in use
 	services []service
 	// finish is the last step of the build, run once the sockets are
 	// bound (it may still fail): it opens the MTA-STS cache, which points
@@ -73,6 +74,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	if err != nil {
 		return nil, err
 	}
+	g.dns, _ = dnsServers(cfg)
 	dialer := &net.Dialer{}
 	// TLS-RPT: the engine, the MTA-STS cache and the delivery record
 	// into rec; the sender mails reports through the engine and the

@@ -29,6 +29,9 @@ func Preflight(cfg *config.Config) []error {
 			out = append(out, fmt.Errorf("%s: certificate %s and key %s do not load: %w (PEM files, key matching the certificate)", kp.key, kp.cert, kp.key2, err))
 		}
 	}
+	if _, err := newResolver(cfg); err != nil {
+		out = append(out, err)
+	}
 	if !cfg.Cluster.Enabled() {
 		if err := usableDir(cfg.DataDir); err != nil {
 			out = append(out, fmt.Errorf("data_dir: %w", err))

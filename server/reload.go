@@ -62,7 +62,7 @@ func (p *process) runAll(g *generation, sig <-chan os.Signal) error {
 	}
 	p.commit(g, fresh)
 	// Only now: every listener is bound.
-	p.log.Info("started", zap.String("hostname", g.cfg.Hostname), zap.Strings("dns", g.cfg.DNS.Servers), zap.String("version", Version))
+	p.log.Info("started", zap.String("hostname", g.cfg.Hostname), zap.Strings("dns", g.dns), zap.String("version", Version))
 	for {
 		select {
 		case s := <-sig:

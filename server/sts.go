@@ -19,8 +19,28 @@ import (
 	"github.com/caliop/relay/tlsrpt"
 )
 
+// resolvConf lists the resolvers used when dns.servers lists none.
+const resolvConf = "/etc/resolv.conf"
+
+// dnsServers are the resolvers every lookup goes to: dns.servers, or
+// those of resolvConf.
+func dnsServers(cfg *config.Config) ([]string, error) {
+	if len(cfg.DNS.Servers) > 0 {
+		return cfg.DNS.Servers, nil
+	}
+	s, err := resolver.ServersFromResolvConf(resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("dns.servers: not set and %w", err)
+	}
+	return s, nil
+}
+
 func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
-	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout), CacheSize: cfg.DNS.CacheSize})
+	servers, err := dnsServers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	res, err := resolver.New(resolver.Config{Servers: servers, TrustAD: cfg.DNS.TrustAD, Timeout: time.Duration(cfg.DNS.Timeout), CacheSize: cfg.DNS.CacheSize})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
