@@ -60,6 +60,7 @@ type Metrics struct {
 // one process must not see each other). version labels caliop_build_info;
 // when empty, caliop_build_info is not registered. It panics if a series
 // is already registered on reg, as prometheus.MustRegister does.
+// New is long by nature: one entry per metric, with its help text.
 func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 	if o.TopDomains == 0 {
 		o.TopDomains = DefaultTopDomains

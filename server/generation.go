@@ -14,6 +14,8 @@ import (
 	"github.com/caliop/relay/certs"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/delivery"
+	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt/tlsrptsend"
 )
 
@@ -58,7 +60,6 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 			g.release()
 		}
 	}()
-	log, m, st := p.log, p.m, p.store
 	outTLS, err := outboundTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	var src certs.Source
 	var acme *certs.ACME
 	if cfg.Inbound.Listen != "" {
-		if src, acme, err = certSource(cfg, st, log.Named("certs")); err != nil {
+		if src, acme, err = certSource(cfg, p.store, p.log.Named("certs")); err != nil {
 			return nil, err
 		}
 	}
@@ -76,13 +77,43 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	}
 	g.dns, _ = dnsServers(cfg)
 	dialer := &net.Dialer{}
-	// TLS-RPT: the engine, the MTA-STS cache and the delivery record
-	// into rec; the sender mails reports through the engine and the
-	// delivery.
-	topts := tlsrptOptions(cfg, st, res, dialer.DialContext, m, log.Named("tlsrpt"))
-	rec, err := tlsrptsend.NewRecorder(topts)
+	engine, rec, err := p.buildOutbound(g, outTLS, res, dialer)
 	if err != nil {
 		return nil, err
+	}
+	p.buildInbound(g, src, acme)
+	if cfg.Metrics.Listen != "" {
+		ready := &readiness{store: p.store, dns: res}
+		h := metricsHandler(p.reg, tlsrptReceiver(cfg, p.store, receivedMetrics{p.m}), ready)
+		g.services = append(g.services, httpService("metrics.listen", cfg.Metrics.Listen, h, nil, p.log))
+	}
+	for i := range g.services {
+		// Retiring and stopping may both ask; the second waits.
+		g.services[i].shutdown = onceShutdown(g.services[i].shutdown)
+	}
+	g.finish = func() error {
+		sts, err := newSTS(cfg, p.store, res, dialer.DialContext, rec, p.m, p.log.Named("mta-sts"))
+		if err != nil {
+			return err
+		}
+		// No session reads it before the generation takes over.
+		engine.STS = sts
+		g.jobs = append(g.jobs, func(ctx context.Context) { sts.Run(ctx, time.Minute) })
+		return nil
+	}
+	return g, nil
+}
+
+// buildOutbound makes the outbound path of g: TLS-RPT recorder and
+// sender, delivery, policy engine, PGP, and the relay's listeners. The
+// engine, the MTA-STS cache and the delivery record into the recorder;
+// the sender mails reports through the engine and the delivery.
+func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver.Resolver, dialer *net.Dialer) (*policy.Engine, *tlsrptsend.Recorder, error) {
+	cfg, log, m := g.cfg, p.log, p.m
+	topts := tlsrptOptions(cfg, p.store, res, dialer.DialContext, m, log.Named("tlsrpt"))
+	rec, err := tlsrptsend.NewRecorder(topts)
+	if err != nil {
+		return nil, nil, err
 	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
 	g.closers = append(g.closers, pool.Close)
@@ -101,14 +132,14 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	engine := newEngine(cfg, res, nil, rec, m) // its STS comes in finish
 	topts.SendMail = countedMail(tlsrptsend.Mailer(engine, deliverer), m)
 	g.jobs = append(g.jobs, rec.Run, tlsrptsend.NewSender(rec, topts).Run)
-	pgp, keys, err := newPGP(cfg, st, res, dialer.DialContext, m, log.Named("wkd"))
+	pgp, keys, err := newPGP(cfg, p.store, res, dialer.DialContext, m, log.Named("wkd"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if keys != nil {
 		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
 	}
-	srv := newRelay(cfg, outTLS, engine, deliverer, pgp, m, log.Named("relay"))
+	srv := newRelay(cfg, tlsCfg, engine, deliverer, pgp, m, log.Named("relay"))
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
 	g.counts = append(g.counts, srv.Sessions)
 	if cfg.Outbound.SMTP != "" {
@@ -117,39 +148,25 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 	if cfg.Outbound.LMTP != "" {
 		g.services = append(g.services, service{key: "outbound.lmtp", addr: cfg.Outbound.LMTP, serve: srv.ServeLMTP, shutdown: drain, sessions: srv.Sessions})
 	}
-	if src != nil {
-		in, jobs := inboundServices(cfg, src, acme, st, m, log)
-		g.services = append(g.services, in...)
-		for _, svc := range in {
-			if svc.sessions != nil {
-				g.counts = append(g.counts, svc.sessions)
-			}
-		}
-		g.jobs = append(g.jobs, jobs...)
-	} else {
+	return engine, rec, nil
+}
+
+// buildInbound adds the inbound services of g when it has a certificate
+// source (inbound.listen set).
+func (p *process) buildInbound(g *generation, src certs.Source, acme *certs.ACME) {
+	if src == nil {
 		// No certificate to watch any more (after a reload).
-		g.jobs = append(g.jobs, func(context.Context) { m.WatchCertificates(func() map[string]time.Time { return nil }) })
+		g.jobs = append(g.jobs, func(context.Context) { p.m.WatchCertificates(func() map[string]time.Time { return nil }) })
+		return
 	}
-	if cfg.Metrics.Listen != "" {
-		ready := &readiness{store: st, dns: res}
-		h := metricsHandler(p.reg, tlsrptReceiver(cfg, st, receivedMetrics{m}), ready)
-		g.services = append(g.services, httpService("metrics.listen", cfg.Metrics.Listen, h, nil, log))
-	}
-	for i := range g.services {
-		// Retiring and stopping may both ask; the second waits.
-		g.services[i].shutdown = onceShutdown(g.services[i].shutdown)
-	}
-	g.finish = func() error {
-		sts, err := newSTS(cfg, st, res, dialer.DialContext, rec, m, log.Named("mta-sts"))
-		if err != nil {
-			return err
+	in, jobs := inboundServices(g.cfg, src, acme, p.store, p.m, p.log)
+	g.services = append(g.services, in...)
+	for _, svc := range in {
+		if svc.sessions != nil {
+			g.counts = append(g.counts, svc.sessions)
 		}
-		// No session reads it before the generation takes over.
-		engine.STS = sts
-		g.jobs = append(g.jobs, func(ctx context.Context) { sts.Run(ctx, time.Minute) })
-		return nil
 	}
-	return g, nil
+	g.jobs = append(g.jobs, jobs...)
 }
 
 // outboundTLS loads the outbound listeners' STARTTLS certificate, if any.

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/caliop/relay/internal/e2e"
+	"github.com/caliop/relay/internal/testworld/dnstest"
 )
 
 type options struct {
@@ -109,45 +110,12 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	version, _ := exec.Command(o.caliop, "version").Output()
 
-	dns, err := startDNS(o.domain)
+	wd, err := startWorld(o, dir)
 	if err != nil {
 		return err
 	}
-	defer dns.Close()
-	sk, err := startSink("mx." + o.domain)
-	if err != nil {
-		return err
-	}
-	defer sk.Close()
-	smtpAddr, err := e2e.FreeAddr()
-	if err != nil {
-		return err
-	}
-	metrics, err := e2e.FreeAddr()
-	if err != nil {
-		return err
-	}
-	_, sinkPort, _ := strings.Cut(sk.Addr, ":")
-	mxPort, _ := strconv.Atoi(sinkPort)
-	logf, err := os.Create(filepath.Join(dir, "caliop.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	proc, err := e2e.Start(o.caliop, dir, e2e.Config{
-		Hostname: "relay.test",
-		DataDir:  filepath.Join(dir, "data"),
-		DNS:      dns.Addr,
-		SMTP:     smtpAddr,
-		Metrics:  metrics,
-		MXPort:   mxPort,
-		Default:  "encrypt",
-		LogLevel: o.logLevel,
-	}, logf)
-	if err != nil {
-		return err
-	}
-	defer proc.Stop(10 * time.Second)
+	defer wd.close()
+	dns, sk, proc, smtpAddr, logf := wd.dns, wd.sink, wd.proc, wd.smtp, wd.log
 
 	// One message first: a wrong setup fails here, not after minutes.
 	before := sk.Counts()
@@ -158,44 +126,13 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		return fmt.Errorf("first message through caliop: sink got %+v, want 1 message over TLS", d)
 	}
 
-	var runs []sourceRun
-	for i, s := range o.sessions {
-		for _, target := range []string{"direct", "caliop"} {
-			addr := sk.Addr
-			if target == "caliop" {
-				addr = smtpAddr
-			}
-			r := sourceRun{Target: target, Addr: addr, Sessions: s, Messages: o.messages[i]}
-			before, cpu0 := sk.Counts(), cpuTime(proc.Pid())
-			elapsed, err := runSource(ctx, source, o, addr, s, r.Messages)
-			if err != nil {
-				return err
-			}
-			r.Elapsed = elapsed
-			// The last reply came after the sink's, so counters are final.
-			r.Sink = sub(sk.Counts(), before)
-			if target == "caliop" {
-				r.CPU = cpuTime(proc.Pid()) - cpu0
-			}
-			if err := r.check(); err != nil {
-				return err
-			}
-			runs = append(runs, r)
-			fmt.Fprintf(os.Stderr, "bench: %s, %d sessions: %d messages in %.2fs\n", target, s, r.Messages, elapsed.Seconds())
-		}
-	}
-
-	direct, err := measureLatency(o, sk.Addr, o.latencyN)
+	runs, err := throughput(ctx, o, source, proc, sk, smtpAddr)
 	if err != nil {
-		return fmt.Errorf("latency direct: %w", err)
+		return err
 	}
-	before = sk.Counts()
-	via, err := measureLatency(o, smtpAddr, o.latencyN)
+	direct, via, err := latencies(o, sk, smtpAddr)
 	if err != nil {
-		return fmt.Errorf("latency via caliop: %w", err)
-	}
-	if d := sub(sk.Counts(), before); d.Messages != int64(o.latencyN) || d.TLSMessages != d.Messages {
-		return fmt.Errorf("latency via caliop: sink got %+v, want %d messages over TLS", d, o.latencyN)
+		return err
 	}
 	rss, err := proc.PeakRSS()
 	if err != nil {
@@ -218,6 +155,121 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// world is what a benchmark runs in: a fake DNS, a TLS sink as the MX,
+// and Caliop between them.
+type world struct {
+	dns  *dnstest.Server
+	sink *sink
+	proc *e2e.Process
+	smtp string   // Caliop's SMTP listener
+	log  *os.File // Caliop's log
+}
+
+// startWorld starts the world of o in dir.
+func startWorld(o options, dir string) (_ *world, err error) {
+	wd := &world{}
+	defer func() {
+		if err != nil {
+			wd.close()
+		}
+	}()
+	if wd.dns, err = startDNS(o.domain); err != nil {
+		return nil, err
+	}
+	if wd.sink, err = startSink("mx." + o.domain); err != nil {
+		return nil, err
+	}
+	if wd.smtp, err = e2e.FreeAddr(); err != nil {
+		return nil, err
+	}
+	metrics, err := e2e.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, sinkPort, _ := strings.Cut(wd.sink.Addr, ":")
+	mxPort, _ := strconv.Atoi(sinkPort)
+	if wd.log, err = os.Create(filepath.Join(dir, "caliop.log")); err != nil {
+		return nil, err
+	}
+	wd.proc, err = e2e.Start(o.caliop, dir, e2e.Config{
+		Hostname: "relay.test",
+		DataDir:  filepath.Join(dir, "data"),
+		DNS:      wd.dns.Addr,
+		SMTP:     wd.smtp,
+		Metrics:  metrics,
+		MXPort:   mxPort,
+		Default:  "encrypt",
+		LogLevel: o.logLevel,
+	}, wd.log)
+	return wd, err
+}
+
+// close stops what startWorld started.
+func (wd *world) close() {
+	if wd.proc != nil {
+		wd.proc.Stop(10 * time.Second)
+	}
+	if wd.log != nil {
+		wd.log.Close()
+	}
+	if wd.sink != nil {
+		wd.sink.Close()
+	}
+	if wd.dns != nil {
+		wd.dns.Close()
+	}
+}
+
+// throughput runs smtp-source straight to the sink and through Caliop,
+// for each session count of o.
+func throughput(ctx context.Context, o options, source string, proc *e2e.Process, sk *sink, smtpAddr string) ([]sourceRun, error) {
+	var runs []sourceRun
+	for i, s := range o.sessions {
+		for _, target := range []string{"direct", "caliop"} {
+			addr := sk.Addr
+			if target == "caliop" {
+				addr = smtpAddr
+			}
+			r := sourceRun{Target: target, Addr: addr, Sessions: s, Messages: o.messages[i]}
+			before, cpu0 := sk.Counts(), cpuTime(proc.Pid())
+			elapsed, err := runSource(ctx, source, o, addr, s, r.Messages)
+			if err != nil {
+				return nil, err
+			}
+			r.Elapsed = elapsed
+			// The last reply came after the sink's, so counters are final.
+			r.Sink = sub(sk.Counts(), before)
+			if target == "caliop" {
+				r.CPU = cpuTime(proc.Pid()) - cpu0
+			}
+			if err := r.check(); err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
+			fmt.Fprintf(os.Stderr, "bench: %s, %d sessions: %d messages in %.2fs\n", target, s, r.Messages, elapsed.Seconds())
+		}
+	}
+	return runs, nil
+}
+
+// latencies measures one message at a time, straight to the sink and
+// through Caliop.
+func latencies(o options, sk *sink, smtpAddr string) (direct, via latency, err error) {
+	direct, err = measureLatency(o, sk.Addr, o.latencyN)
+	if err != nil {
+		return direct, via, fmt.Errorf("latency direct: %w", err)
+	}
+	before := sk.Counts()
+	via, err = measureLatency(o, smtpAddr, o.latencyN)
+	if err != nil {
+		return direct, via, fmt.Errorf("latency via caliop: %w", err)
+	}
+	if d := sub(sk.Counts(), before); d.Messages != int64(o.latencyN) || d.TLSMessages != d.Messages {
+		return direct, via, fmt.Errorf("latency via caliop: sink got %+v, want %d messages over TLS", d, o.latencyN)
+	}
+	return direct, via, nil
 }
 
 // check verifies that the sink got exactly the messages of the run, and
