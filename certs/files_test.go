@@ -13,14 +13,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caliop/relay/internal/testworld/fakeclock"
 	"github.com/caliop/relay/internal/testworld/testpki"
 )
-
-// fakeClock is a settable clock for Files.Now.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func leafOf(t *testing.T, c *tls.Certificate, err error) []byte {
 	t.Helper()
@@ -54,7 +49,7 @@ func TestFilesLoadAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Now()}
+	clock := fakeclock.New(time.Now())
 	f.Now, f.CheckInterval = clock.Now, time.Minute
 
 	current := func() []byte {

@@ -12,53 +12,20 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/caliop/relay/dane"
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
 )
 
-// secureDNS answers MX, A/AAAA and TLSA from maps, each name marked
-// DNSSEC-authentic or not, and counts TLSA queries.
-type secureDNS struct {
-	mx        map[string][]resolver.MX
-	ip        map[string]netip.Addr
-	canonical map[string]string // host → end of its CNAME chain
-	tlsa      map[string][]string
-	tlsaErr   map[string]error
-	insecure  map[string]bool // names whose answers are not authentic
-	queried   []string
-}
-
-func (d *secureDNS) res(name string) resolver.Result {
-	return resolver.Result{Authentic: !d.insecure[name], Canonical: d.canonical[name]}
-}
-
-func (d *secureDNS) LookupMX(_ context.Context, name string) ([]resolver.MX, resolver.Result, error) {
-	return d.mx[name], d.res(name), nil
-}
-
-func (d *secureDNS) LookupIP(_ context.Context, name string) ([]netip.Addr, resolver.Result, error) {
-	return []netip.Addr{d.ip[name]}, d.res(name), nil
-}
-
-func (d *secureDNS) LookupTLSA(_ context.Context, name string) ([]*dns.TLSA, resolver.Result, error) {
-	d.queried = append(d.queried, name)
-	if err := d.tlsaErr[name]; err != nil {
-		return nil, resolver.Result{}, err
-	}
-	recs, ok := d.tlsa[name]
-	if !ok {
-		return nil, d.res(name), fmt.Errorf("%w: TLSA %s", resolver.ErrNXDomain, name)
-	}
+// tlsa is the TLSA RRset of records in presentation form; the plan does
+// not read the owner name.
+func tlsa(records ...string) []*dns.TLSA {
 	var out []*dns.TLSA
-	for _, r := range recs {
-		rr, err := dns.NewRR(name + ". 300 IN TLSA " + r)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, rr.(*dns.TLSA))
+	for _, r := range records {
+		out = append(out, fakedns.TLSARecord("_25._tcp.any.test", r))
 	}
-	return out, d.res(name), nil
+	return out
 }
 
 const (
@@ -75,7 +42,7 @@ func TestPlanDANE(t *testing.T) {
 	tests := []struct {
 		name     string
 		mx       []resolver.MX
-		setup    func(d *secureDNS)
+		setup    func(d *fakedns.Resolver)
 		sts      *mtasts.Policy
 		required bool
 		wantReq  []string // per kept MX: Requirement.String()
@@ -85,54 +52,58 @@ func TestPlanDANE(t *testing.T) {
 		err      error
 	}{
 		{name: "secure address, secure usable TLSA: DANE, names include the secure next-hop domain",
-			mx: one("mx.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx.d.test"] = []string{ee} },
+			mx: one("mx.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx.d.test"] = tlsa(ee) },
 			wantReq: []string{"dane,tls>=1.2"}, names: [][]string{{"mx.d.test", "d.test"}}},
 		{name: "insecure MX records: DANE still applies, next-hop domain not a reference identifier",
-			mx: one("mx.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx.d.test"] = []string{ee}; d.insecure["d.test"] = true },
+			mx: one("mx.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx.d.test"] = tlsa(ee); d.Insecure["d.test"] = true },
 			wantReq: []string{"dane,tls>=1.2"}, names: [][]string{{"mx.d.test"}}},
 		{name: "insecure address: TLSA not even queried",
-			mx: one("mx.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx.d.test"] = []string{ee}; d.insecure["mx.d.test"] = true },
+			mx: one("mx.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx.d.test"] = tlsa(ee); d.Insecure["mx.d.test"] = true },
 			wantReq: []string{"encrypt,tls>=1.2"}, queried: []string{}},
 		{name: "insecure TLSA answer: no DANE",
-			mx: one("mx.d.test"), setup: func(d *secureDNS) {
-				d.tlsa["_25._tcp.mx.d.test"] = []string{ee}
-				d.insecure["_25._tcp.mx.d.test"] = true
+			mx: one("mx.d.test"), setup: func(d *fakedns.Resolver) {
+				d.TLSA["_25._tcp.mx.d.test"] = tlsa(ee)
+				d.Insecure["_25._tcp.mx.d.test"] = true
 			},
 			wantReq: []string{"encrypt,tls>=1.2"}},
 		{name: "secure denial: no DANE",
 			mx: one("mx.d.test"), wantReq: []string{"encrypt,tls>=1.2"}, queried: []string{"_25._tcp.mx.d.test"}},
 		{name: "only unusable records: TLS required, not authenticated",
-			mx: one("mx.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx.d.test"] = []string{pk} },
+			mx: one("mx.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx.d.test"] = tlsa(pk) },
 			wantReq: []string{"encrypt(tlsa unusable),tls>=1.2"}, names: [][]string{{"mx.d.test", "d.test"}}},
 		{name: "address through a secure CNAME: TLSA at the target first",
-			mx: one("alias.d.test"), setup: func(d *secureDNS) {
-				d.canonical["alias.d.test"] = "real.d.test"
-				d.tlsa["_25._tcp.real.d.test"] = []string{ee}
+			mx: one("alias.d.test"), setup: func(d *fakedns.Resolver) {
+				d.Canonical["alias.d.test"] = "real.d.test"
+				d.TLSA["_25._tcp.real.d.test"] = tlsa(ee)
 			},
 			wantReq: []string{"dane,tls>=1.2"}, names: [][]string{{"real.d.test", "alias.d.test", "d.test"}}, queried: []string{"_25._tcp.real.d.test"}},
 		{name: "TLSA SERVFAIL on MX1: MX1 unusable, MX2 with DANE kept",
-			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *secureDNS) {
-				d.tlsaErr["_25._tcp.mx1.d.test"] = servfail
-				d.tlsa["_25._tcp.mx2.d.test"] = []string{ee}
+			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *fakedns.Resolver) {
+				d.Errs["TLSA _25._tcp.mx1.d.test"] = servfail
+				d.TLSA["_25._tcp.mx2.d.test"] = tlsa(ee)
 			},
 			wantReq: []string{"dane,tls>=1.2"}, names: [][]string{{"mx2.d.test", "d.test"}}, unusable: []string{"mx1.d.test"}},
 		{name: "TLSA SERVFAIL on every MX: temporary failure, never a weaker policy",
-			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *secureDNS) {
-				d.tlsaErr["_25._tcp.mx1.d.test"] = servfail
-				d.tlsaErr["_25._tcp.mx2.d.test"] = servfail
+			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *fakedns.Resolver) {
+				d.Errs["TLSA _25._tcp.mx1.d.test"] = servfail
+				d.Errs["TLSA _25._tcp.mx2.d.test"] = servfail
 			}, err: ErrDANELookup},
 		{name: "DANE MX outside an enforced MTA-STS policy is kept; a non-DANE MX outside it is not",
-			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx1.d.test"] = []string{ee} },
+			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx1.d.test"] = tlsa(ee) },
 			sts:     &mtasts.Policy{Mode: mtasts.ModeEnforce, MX: []string{"mx.elsewhere.test"}},
 			wantReq: []string{"dane,tls>=1.2"}, names: [][]string{{"mx1.d.test", "d.test"}}},
 		{name: "level dane: an MX without TLSA is a temporary failure",
-			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *secureDNS) { d.tlsa["_25._tcp.mx1.d.test"] = []string{ee} },
+			mx: two("mx1.d.test", "mx2.d.test"), setup: func(d *fakedns.Resolver) { d.TLSA["_25._tcp.mx1.d.test"] = tlsa(ee) },
 			required: true, err: ErrDANERequired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &secureDNS{mx: map[string][]resolver.MX{"d.test": tc.mx}, ip: map[string]netip.Addr{}, canonical: map[string]string{},
-				tlsa: map[string][]string{}, tlsaErr: map[string]error{}, insecure: map[string]bool{}, queried: []string{}}
+			d := fakedns.New()
+			d.Secure = true
+			d.MX["d.test"] = tc.mx
+			for _, mx := range tc.mx {
+				d.IP[mx.Host] = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+			}
 			if tc.setup != nil {
 				tc.setup(d)
 			}
@@ -168,8 +139,14 @@ func TestPlanDANE(t *testing.T) {
 			if strings.Join(unusable, ",") != strings.Join(tc.unusable, ",") {
 				t.Errorf("unusable %v, want %v", unusable, tc.unusable)
 			}
-			if tc.queried != nil && !reflect.DeepEqual(d.queried, tc.queried) {
-				t.Errorf("TLSA queried %v, want %v", d.queried, tc.queried)
+			queried := []string{}
+			for _, q := range d.Asked() {
+				if name, ok := strings.CutPrefix(q, "TLSA "); ok {
+					queried = append(queried, name)
+				}
+			}
+			if tc.queried != nil && !reflect.DeepEqual(queried, tc.queried) {
+				t.Errorf("TLSA queried %v, want %v", queried, tc.queried)
 			}
 		})
 	}

@@ -9,43 +9,11 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/resolver"
 )
 
 // fakeDNS answers from maps; a missing name is NXDOMAIN.
-type fakeDNS struct {
-	mx    map[string][]resolver.MX
-	ip    map[string][]netip.Addr
-	mxErr map[string]error
-	ipErr map[string]error
-}
-
-func (f fakeDNS) LookupMX(_ context.Context, d string) ([]resolver.MX, resolver.Result, error) {
-	if err := f.mxErr[d]; err != nil {
-		return nil, resolver.Result{}, err
-	}
-	mx, ok := f.mx[d]
-	if !ok {
-		if _, ok := f.ip[d]; !ok {
-			return nil, resolver.Result{}, fmt.Errorf("%w: %s", resolver.ErrNXDomain, d)
-		}
-	}
-	return mx, resolver.Result{}, nil
-}
-
-func (f fakeDNS) LookupIP(_ context.Context, h string) ([]netip.Addr, resolver.Result, error) {
-	if err := f.ipErr[h]; err != nil {
-		return nil, resolver.Result{}, err
-	}
-	ip, ok := f.ip[h]
-	if !ok {
-		if _, ok := f.mx[h]; !ok {
-			return nil, resolver.Result{}, fmt.Errorf("%w: %s", resolver.ErrNXDomain, h)
-		}
-	}
-	return ip, resolver.Result{}, nil
-}
-
 var (
 	encrypt12 = Requirement{Level: Encrypt, MinTLS: tls.VersionTLS12}
 	verify12  = Requirement{Level: Verify, MinTLS: tls.VersionTLS12}
@@ -55,25 +23,24 @@ var (
 )
 
 func TestPlan(t *testing.T) {
-	dns := fakeDNS{
-		mx: map[string][]resolver.MX{
-			"two.example":     {{Host: "mx2.two.example", Pref: 20}, {Host: "MX1.two.example.", Pref: 10}},
-			"null.example":    {{Host: ".", Pref: 0}},
-			"mixed.example":   {{Host: ".", Pref: 0}, {Host: "mx.mixed.example", Pref: 10}},
-			"dup.example":     {{Host: "mx.dup.example", Pref: 10}, {Host: "mx.dup.example", Pref: 20}},
-			"equal.example":   {{Host: "b.equal.example", Pref: 10}, {Host: "a.equal.example", Pref: 10}, {Host: "c.equal.example", Pref: 5}},
-			"partner.example": {{Host: "mx.partner.example", Pref: 10}},
-			"legacy.example":  {{Host: "mx.legacy.example", Pref: 10}},
-			"noaddr.example":  nil,
-		},
-		ip: map[string][]netip.Addr{"implicit.example": addr},
-		mxErr: map[string]error{
-			"servfail.example": fmt.Errorf("%w: MX", resolver.ErrServFail),
-			"timeout.example":  fmt.Errorf("%w: MX", resolver.ErrTimeout),
-		},
-		ipErr: map[string]error{"noaddr-fail.example": fmt.Errorf("%w: A", resolver.ErrServFail)},
+	dns := fakedns.New()
+	dns.MX = map[string][]resolver.MX{
+		"two.example":     {{Host: "mx2.two.example", Pref: 20}, {Host: "MX1.two.example.", Pref: 10}},
+		"null.example":    {{Host: ".", Pref: 0}},
+		"mixed.example":   {{Host: ".", Pref: 0}, {Host: "mx.mixed.example", Pref: 10}},
+		"dup.example":     {{Host: "mx.dup.example", Pref: 10}, {Host: "mx.dup.example", Pref: 20}},
+		"equal.example":   {{Host: "b.equal.example", Pref: 10}, {Host: "a.equal.example", Pref: 10}, {Host: "c.equal.example", Pref: 5}},
+		"partner.example": {{Host: "mx.partner.example", Pref: 10}},
+		"legacy.example":  {{Host: "mx.legacy.example", Pref: 10}},
+		"noaddr.example":  nil,
 	}
-	dns.mx["noaddr-fail.example"] = nil
+	dns.IP = map[string][]netip.Addr{"implicit.example": addr}
+	dns.Errs = map[string]error{
+		"MX servfail.example":    fmt.Errorf("%w: MX", resolver.ErrServFail),
+		"MX timeout.example":     fmt.Errorf("%w: MX", resolver.ErrTimeout),
+		"IP noaddr-fail.example": fmt.Errorf("%w: A", resolver.ErrServFail),
+	}
+	dns.MX["noaddr-fail.example"] = nil
 	e := &Engine{
 		DNS:     dns,
 		Default: encrypt12,
@@ -136,8 +103,8 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanShufflesByDefault(t *testing.T) {
-	dns := fakeDNS{mx: map[string][]resolver.MX{"eq.example": {
-		{Host: "a.eq.example", Pref: 10}, {Host: "b.eq.example", Pref: 10}, {Host: "c.eq.example", Pref: 10}}}}
+	dns := fakedns.New()
+	dns.MX["eq.example"] = []resolver.MX{{Host: "a.eq.example", Pref: 10}, {Host: "b.eq.example", Pref: 10}, {Host: "c.eq.example", Pref: 10}}
 	e := &Engine{DNS: dns, Default: encrypt12}
 	first := map[string]bool{}
 	for i := 0; i < 200 && len(first) < 3; i++ {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"reflect"
 	"testing"
 
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
@@ -49,23 +49,21 @@ func TestPlanMTASTS(t *testing.T) {
 		}
 		return out
 	}
-	dns := fakeDNS{
-		mx: map[string][]resolver.MX{
-			"sts.example":           mx("mx1.sts.example", "mx2.sts.example"),
-			"wild.example":          mx("a.wild.example", "b.c.wild.example", "wild.example"),
-			"nomatch.example":       mx("mx.nomatch.example"),
-			"moved.example":         mx("new.moved.example"),
-			"testing.example":       mx("mx1.testing.example", "mx2.testing.example"),
-			"partner.example":       mx("mx.partner.example"),
-			"legacy.example":        mx("mx.legacy.example"),
-			"required.example":      mx("mx.required.example"),
-			"required-ok.example":   mx("mx.required-ok.example"),
-			"required-test.example": mx("mx.required-test.example"),
-			"cached.example":        mx("mx.cached.example"),
-			"withdrawn.example":     mx("mx.withdrawn.example"),
-			"storedown.example":     mx("mx.storedown.example"),
-		},
-		ip: map[string][]netip.Addr{},
+	dns := fakedns.New()
+	dns.MX = map[string][]resolver.MX{
+		"sts.example":           mx("mx1.sts.example", "mx2.sts.example"),
+		"wild.example":          mx("a.wild.example", "b.c.wild.example", "wild.example"),
+		"nomatch.example":       mx("mx.nomatch.example"),
+		"moved.example":         mx("new.moved.example"),
+		"testing.example":       mx("mx1.testing.example", "mx2.testing.example"),
+		"partner.example":       mx("mx.partner.example"),
+		"legacy.example":        mx("mx.legacy.example"),
+		"required.example":      mx("mx.required.example"),
+		"required-ok.example":   mx("mx.required-ok.example"),
+		"required-test.example": mx("mx.required-test.example"),
+		"cached.example":        mx("mx.cached.example"),
+		"withdrawn.example":     mx("mx.withdrawn.example"),
+		"storedown.example":     mx("mx.storedown.example"),
 	}
 	sts := &fakeSTS{
 		lookups: map[string]int{},

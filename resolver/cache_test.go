@@ -3,38 +3,20 @@ package resolver_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/fakeclock"
 	"github.com/caliop/relay/resolver"
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newCachingResolver(t *testing.T, addr string) (*resolver.Resolver, *clock) {
+func newCachingResolver(t *testing.T, addr string) (*resolver.Resolver, *fakeclock.Clock) {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	r, err := resolver.New(resolver.Config{Servers: []string{addr}, Timeout: testTimeout, CacheSize: 100, Now: c.now})
+	c := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	r, err := resolver.New(resolver.Config{Servers: []string{addr}, Timeout: testTimeout, CacheSize: 100, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +89,10 @@ func TestCacheTTL(t *testing.T) {
 				asked(2)
 				return
 			}
-			clk.advance(tc.keep - time.Second)
+			clk.Advance(tc.keep - time.Second)
 			ask()
 			asked(1)
-			clk.advance(time.Second)
+			clk.Advance(time.Second)
 			ask()
 			asked(2)
 		})

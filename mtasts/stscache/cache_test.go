@@ -8,43 +8,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caliop/relay/internal/testworld/fakeclock"
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 )
 
-// fakeDNS answers TXT lookups from a map; a missing name is NXDOMAIN.
-type fakeDNS struct {
-	mu   sync.Mutex
-	txt  map[string][]string
-	fail error // when set, every lookup fails with it
-}
+// stsDNS is the shared fake resolver with a setter of MTA-STS records.
+type stsDNS struct{ *fakedns.Resolver }
 
-func (d *fakeDNS) LookupTXT(_ context.Context, name string) ([]string, resolver.Result, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.fail != nil {
-		return nil, resolver.Result{}, d.fail
-	}
-	txt, ok := d.txt[name]
-	if !ok {
-		return nil, resolver.Result{}, fmt.Errorf("%w: TXT %s", resolver.ErrNXDomain, name)
-	}
-	return txt, resolver.Result{}, nil
-}
-
-func (d *fakeDNS) set(domain, id string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.txt == nil {
-		d.txt = map[string][]string{}
-	}
+// set publishes domain's MTA-STS record with id, or withdraws it ("").
+func (d stsDNS) set(domain, id string) {
+	d.Lock()
+	defer d.Unlock()
 	if id == "" {
-		delete(d.txt, "_mta-sts."+domain)
+		delete(d.TXT, "_mta-sts."+domain)
 		return
 	}
-	d.txt["_mta-sts."+domain] = []string{"v=spf1 -all", "v=STSv1; id=" + id}
+	d.TXT["_mta-sts."+domain] = []string{"v=spf1 -all", "v=STSv1; id=" + id}
 }
 
 // fakeFetch serves policies from a map and counts fetches per domain.
@@ -92,24 +75,12 @@ func (f *fakeFetch) serve(domain string, p *mtasts.Policy, err error) {
 	}
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a cache with fakes around it, on a real store in a temp dir.
 type env struct {
 	t     *testing.T
-	dns   *fakeDNS
+	dns   stsDNS
 	fetch *fakeFetch
-	clock *clock
+	clock *fakeclock.Clock
 	dir   string
 	tally *tlsrpt.Tally
 	c     *Cache
@@ -118,9 +89,9 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	e := &env{
 		t:     t,
-		dns:   &fakeDNS{},
+		dns:   stsDNS{fakedns.New()},
 		fetch: &fakeFetch{policy: map[string]*mtasts.Policy{}, err: map[string]error{}, calls: map[string]int{}},
-		clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		clock: fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		dir:   t.TempDir(),
 		tally: &tlsrpt.Tally{},
 	}
@@ -135,7 +106,7 @@ func (e *env) reopen() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.c, err = Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Report: e.tally, Now: e.clock.now})
+	e.c, err = Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Report: e.tally, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -169,10 +140,10 @@ func TestFetchThenCached(t *testing.T) {
 	e.dns.set("example.test", "1")
 	e.fetch.serve("example.test", enforce(7*day, "mx.example.test"), nil)
 	r := e.lookup("Example.Test.")
-	if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.Source != SourceFetched || r.ID != "1" || !r.Expires.Equal(e.clock.now().Add(7*day)) {
+	if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.Source != SourceFetched || r.ID != "1" || !r.Expires.Equal(e.clock.Now().Add(7*day)) {
 		t.Fatalf("first lookup: %+v", r)
 	}
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	r = e.lookup("example.test")
 	if r.Source != SourceCached || r.Record != "v=STSv1; id=1" {
 		t.Errorf("same id: %+v, want cached", r)
@@ -207,14 +178,14 @@ func TestDowngradeResisted(t *testing.T) {
 	}
 
 	e.reopen()
-	e.dns.fail = fmt.Errorf("%w: TXT _mta-sts.example.test: SERVFAIL", resolver.ErrServFail)
+	e.dns.SetErr(fmt.Errorf("%w: TXT _mta-sts.example.test: SERVFAIL", resolver.ErrServFail))
 	if r := e.lookup("example.test"); r.Policy == nil || r.Source != SourceCached || r.Policy.MX[0] != "mx.example.test" {
 		t.Errorf("after restart with DNS failing: %+v, want the stored policy", r)
 	}
 
 	// A new id whose fetch fails: the cached policy still applies, and
 	// the fetch is not retried for RetryAfter.
-	e.dns.fail = nil
+	e.dns.SetErr(nil)
 	e.dns.set("example.test", "2")
 	e.fetch.serve("example.test", nil, fmt.Errorf("%w: mta-sts.example.test: timeout", mtasts.ErrFetch))
 	for range 3 {
@@ -222,7 +193,7 @@ func TestDowngradeResisted(t *testing.T) {
 		if r.Policy == nil || r.ID != "1" || r.Failure != tlsrpt.STSPolicyFetchError {
 			t.Errorf("new id, fetch failing: %+v, want cached id 1 with a fetch error", r)
 		}
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 	}
 	if n := e.fetch.count("example.test"); n != 2 {
 		t.Errorf("fetched %d times, want 2 (one ok, one failed, then held off)", n)
@@ -230,15 +201,15 @@ func TestDowngradeResisted(t *testing.T) {
 	if n := e.tally.Failures("example.test", tlsrpt.STSPolicyFetchError); n != 1 {
 		t.Errorf("reported %d fetch errors, want 1", n)
 	}
-	e.clock.advance(2 * time.Minute) // 5 minutes after the failure
+	e.clock.Advance(2 * time.Minute) // 5 minutes after the failure
 	e.lookup("example.test")
 	if n := e.fetch.count("example.test"); n != 3 {
 		t.Errorf("fetched %d times after RetryAfter, want 3", n)
 	}
 
 	// Expired, DNS failing: no policy.
-	e.clock.advance(2 * day)
-	e.dns.fail = fmt.Errorf("%w: TXT: SERVFAIL", resolver.ErrServFail)
+	e.clock.Advance(2 * day)
+	e.dns.SetErr(fmt.Errorf("%w: TXT: SERVFAIL", resolver.ErrServFail))
 	if r := e.lookup("example.test"); r.Policy != nil {
 		t.Errorf("expired policy still applied: %+v", r)
 	}

@@ -24,7 +24,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.c, err = Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Now: e.clock.now, Metrics: metrics.New(reg, "", metrics.Options{})})
+	e.c, err = Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Now: e.clock.Now, Metrics: metrics.New(reg, "", metrics.Options{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestMetrics(t *testing.T) {
 	check("caliop_mtasts_fetches_total", "result", "fetch-error", 1) // the second lookup was held off
 	check("caliop_mtasts_policies", "mode", "enforce", 2)
 	check("caliop_mtasts_policies", "mode", "testing", 1)
-	e.clock.advance(day + time.Second)
+	e.clock.Advance(day + time.Second)
 	check("caliop_mtasts_policies", "mode", "enforce", 1)
 	check("caliop_mtasts_policies", "mode", "testing", 0)
 }

@@ -17,11 +17,11 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	e.fetch.serve("example.test", enforce(8*day, "mx.example.test"), nil)
 	first := e.lookup("example.test")
 
-	e.clock.advance(4*day - time.Minute) // before half the max_age
+	e.clock.Advance(4*day - time.Minute) // before half the max_age
 	if n := e.c.RefreshDue(ctx); n != 0 || e.fetch.count("example.test") != 1 {
 		t.Fatalf("refreshed %d before its time (%d fetches)", n, e.fetch.count("example.test"))
 	}
-	e.clock.advance(2*day + time.Minute) // past three quarters
+	e.clock.Advance(2*day + time.Minute) // past three quarters
 	if n := e.c.RefreshDue(ctx); n != 1 {
 		t.Fatalf("refreshed %d, want 1", n)
 	}
@@ -31,7 +31,7 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	}
 
 	// A failing refresh keeps the policy and is retried RetryAfter later.
-	e.clock.advance(7 * day)
+	e.clock.Advance(7 * day)
 	e.fetch.serve("example.test", nil, fmt.Errorf("%w: down", mtasts.ErrFetch))
 	before := e.fetch.count("example.test")
 	e.c.RefreshDue(ctx)
@@ -42,13 +42,13 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	if r := e.lookup("example.test"); r.Policy == nil {
 		t.Error("policy dropped after a failed refresh")
 	}
-	e.clock.advance(DefaultRetryAfter)
+	e.clock.Advance(DefaultRetryAfter)
 	e.c.RefreshDue(ctx)
 	if got := e.fetch.count("example.test") - before; got != 2 {
 		t.Errorf("%d fetches after RetryAfter, want 2", got)
 	}
 	// Expiry drops it from memory and store.
-	e.clock.advance(2 * day)
+	e.clock.Advance(2 * day)
 	e.c.RefreshDue(ctx)
 	e.reopen()
 	e.dns.set("example.test", "")
@@ -93,7 +93,7 @@ func TestRefetchAfterFailure(t *testing.T) {
 	if e.c.Refetch(ctx, "example.test") || e.fetch.count("example.test") != 2 {
 		t.Errorf("second Refetch within RetryAfter fetched (%d fetches)", e.fetch.count("example.test"))
 	}
-	e.clock.advance(DefaultRetryAfter)
+	e.clock.Advance(DefaultRetryAfter)
 	if e.c.Refetch(ctx, "example.test") {
 		t.Error("Refetch = true for an unchanged policy")
 	}

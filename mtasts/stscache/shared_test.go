@@ -39,7 +39,7 @@ func (s *flakyStore) Put(bucket, key string, v any) error {
 // replica of a cluster started before e's cache fetched anything.
 func (e *env) replica(st Store) *Cache {
 	e.t.Helper()
-	c, err := Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Now: e.clock.now, Shared: true})
+	c, err := Open(Config{DNS: e.dns, Fetch: e.fetch, Store: st, Now: e.clock.Now, Shared: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestSharedNewIDFromStore(t *testing.T) {
 	}
 	e.dns.set("example.com", "id2")
 	e.fetch.serve("example.com", enforce(24*time.Hour, "mx2.example.com"), nil)
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	if r := e.lookup("example.com"); r.ID != "id2" {
 		t.Fatalf("first replica: %+v", r)
 	}
@@ -154,7 +154,7 @@ func TestSharedAbsentRemembered(t *testing.T) {
 	if n := fs.reads.Load(); n != 1 {
 		t.Errorf("%d store reads for 5 lookups, want 1", n)
 	}
-	e.clock.advance(absentFor)
+	e.clock.Advance(absentFor)
 	b.Lookup(context.Background(), "nopolicy.example")
 	if n := fs.reads.Load(); n != 2 {
 		t.Errorf("%d store reads after absentFor, want 2", n)
@@ -162,7 +162,7 @@ func TestSharedAbsentRemembered(t *testing.T) {
 
 	st, _ := store.Open(e.dir)
 	solo := &flakyStore{Store: st}
-	c, err := Open(Config{DNS: e.dns, Fetch: e.fetch, Store: solo, Now: e.clock.now})
+	c, err := Open(Config{DNS: e.dns, Fetch: e.fetch, Store: solo, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,57 +3,17 @@ package tlsrptsend
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/internal/testworld/fakeclock"
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
 )
-
-// clock is a settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-// txtResolver answers TXT lookups from a map; a missing name is NXDOMAIN.
-type txtResolver struct {
-	mu      sync.Mutex
-	records map[string][]string
-	errs    map[string]error
-	lookups int
-}
-
-func (r *txtResolver) LookupTXT(_ context.Context, name string) ([]string, resolver.Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lookups++
-	if err := r.errs[name]; err != nil {
-		return nil, resolver.Result{}, err
-	}
-	txts, ok := r.records[name]
-	if !ok {
-		return nil, resolver.Result{}, fmt.Errorf("%w: %s", resolver.ErrNXDomain, name)
-	}
-	return txts, resolver.Result{}, nil
-}
 
 // mailbox keeps the messages given to SendMail.
 type mailbox struct {
@@ -86,8 +46,8 @@ func (m *mailbox) all() []sentMail {
 // env is a Reporter on a store in a temporary directory, at a fake time.
 type env struct {
 	dir   string
-	clock *clock
-	dns   *txtResolver
+	clock *fakeclock.Clock
+	dns   *fakedns.Resolver
 	mail  *mailbox
 	http  *http.Client
 	r     *Reporter
@@ -95,7 +55,7 @@ type env struct {
 
 func newEnv(t *testing.T, start time.Time) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clock: &clock{t: start}, dns: &txtResolver{records: map[string][]string{}, errs: map[string]error{}}, mail: &mailbox{}}
+	e := &env{dir: t.TempDir(), clock: fakeclock.New(start), dns: fakedns.New(), mail: &mailbox{}}
 	e.restart(t)
 	return e
 }

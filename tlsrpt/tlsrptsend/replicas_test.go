@@ -10,6 +10,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/caliop/relay/internal/testworld/fakeclock"
+	"github.com/caliop/relay/internal/testworld/fakedns"
 	"github.com/caliop/relay/internal/testworld/redistest"
 	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/tlsrpt"
@@ -67,10 +69,9 @@ func testReplicas(t *testing.T, open func() Store) {
 	c := &collector{}
 	srv := httptest.NewTLSServer(slow{c})
 	t.Cleanup(srv.Close)
-	clk := &clock{t: day.Add(10 * time.Hour)}
-	dns := &txtResolver{records: map[string][]string{
-		"_smtp._tls.example.com": {"v=TLSRPTv1; rua=" + srv.URL + "/tlsrpt"},
-	}}
+	clk := fakeclock.New(day.Add(10 * time.Hour))
+	dns := fakedns.New()
+	dns.TXT["_smtp._tls.example.com"] = []string{"v=TLSRPTv1; rua=" + srv.URL + "/tlsrpt"}
 	var rs []*Reporter
 	for range 2 {
 		r, err := New(Options{

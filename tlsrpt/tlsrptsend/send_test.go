@@ -62,7 +62,7 @@ func sendEnv(t *testing.T, codes ...int) (*env, *collector) {
 	e := newEnv(t, day.Add(10*time.Hour))
 	e.http = srv.Client()
 	e.restart(t)
-	e.dns.records["_smtp._tls.example.com"] = []string{"v=spf1 -all", "v=TLSRPTv1; rua=" + srv.URL + "/tlsrpt,mailto:tls-reports@example.com"}
+	e.dns.TXT["_smtp._tls.example.com"] = []string{"v=spf1 -all", "v=TLSRPTv1; rua=" + srv.URL + "/tlsrpt,mailto:tls-reports@example.com"}
 	for range 4 {
 		e.r.Record(tlsrpt.Outcome{Domain: "example.com", Policy: tlsrpt.PolicySTS, PolicyText: stsPolicy, MX: "mx1.example.com", Success: true})
 	}
@@ -245,11 +245,11 @@ func TestNotWanted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e, c := sendEnv(t)
-			e.dns.records["_smtp._tls.example.com"] = tc.txts
+			e.dns.TXT["_smtp._tls.example.com"] = tc.txts
 			if tc.txts == nil {
-				delete(e.dns.records, "_smtp._tls.example.com")
+				delete(e.dns.TXT, "_smtp._tls.example.com")
 			}
-			e.dns.errs["_smtp._tls.example.com"] = tc.err
+			e.dns.Errs["_smtp._tls.example.com"] = tc.err
 			e.sendAt(day.Add(24*time.Hour + time.Minute))
 			e.sendAt(day.Add(26 * time.Hour))
 			if done, result, _ := e.r.Sent("example.com", day); done != tc.done {
@@ -258,8 +258,8 @@ func TestNotWanted(t *testing.T) {
 			if len(c.all())+len(e.mail.all()) != 0 {
 				t.Error("a report was sent")
 			}
-			if e.dns.lookups != tc.lookups {
-				t.Errorf("%d lookups, want %d", e.dns.lookups, tc.lookups)
+			if len(e.dns.Asked()) != tc.lookups {
+				t.Errorf("%d lookups, want %d", len(e.dns.Asked()), tc.lookups)
 			}
 		})
 	}
