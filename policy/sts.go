@@ -108,11 +108,18 @@ func why(res stscache.Result) string {
 	return "no policy"
 }
 
-// Refetch fetches domain's MTA-STS policy again, rate-limited by the
-// cache, and reports whether it changed (relay.Refetcher).
-func (e *Engine) Refetch(ctx context.Context, domain string) bool {
-	if e.STS == nil {
-		return false
+// Replan is the rule for a delivery that failed on every MX of plan:
+// under an enforced MTA-STS policy the domain may have moved its MX
+// before a new policy id is seen (RFC 8461 §5.1), so the policy is
+// fetched again (rate-limited by the cache) and, if it changed, the new
+// plan is returned to try once more.
+func (e *Engine) Replan(ctx context.Context, plan Plan) (Plan, bool) {
+	if e.STS == nil || !plan.Enforced() || !e.STS.Refetch(ctx, plan.Domain) {
+		return plan, false
 	}
-	return e.STS.Refetch(ctx, strings.ToLower(strings.TrimSuffix(domain, ".")))
+	p, err := e.Plan(ctx, plan.Domain)
+	if err != nil {
+		return plan, false
+	}
+	return p, true
 }

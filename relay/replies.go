@@ -77,16 +77,15 @@ func (s *Server) noteRefused(domain, class string, n int) {
 	s.opts.Metrics.Failed(metrics.Destination{Domain: domain}, class, n)
 }
 
-// replan is called after every MX of an enforced MTA-STS plan failed: if
-// the planner fetches a changed policy (at most once in a while per
-// domain), it returns the new plan to try once more.
+// replan is called after every MX of plan failed: the planner's rule
+// (policy.Engine.Replan) says whether to try once more, under which plan.
 func (sess *session) replan(ctx context.Context, plan policy.Plan) (policy.Plan, bool) {
-	rf, ok := sess.s.opts.Planner.(Refetcher)
-	if !plan.Enforced() || !ok || !rf.Refetch(ctx, plan.Domain) {
+	rp, ok := sess.s.opts.Planner.(Replanner)
+	if !ok {
 		return plan, false
 	}
-	p, err := sess.s.opts.Planner.Plan(ctx, plan.Domain)
-	if err != nil {
+	p, ok := rp.Replan(ctx, plan)
+	if !ok {
 		return plan, false
 	}
 	sess.log.Info("mta-sts policy changed after a failed delivery, trying again", zap.String("domain", plan.Domain))

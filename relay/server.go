@@ -35,12 +35,11 @@ type RelaxedPlanner interface {
 	PlanWithoutPolicies(ctx context.Context, domain string) (policy.Plan, error)
 }
 
-// Refetcher is a Planner that can fetch a domain's published policy
-// again after a delivery under it failed, and report whether it changed
-// (RFC 8461 §5.1: a domain may move its MX before a new policy id is
-// seen). *policy.Engine is one.
-type Refetcher interface {
-	Refetch(ctx context.Context, domain string) bool
+// Replanner is a Planner that can plan again after a delivery failed on
+// every MX of a plan, when the destination's published policy changed
+// (policy.Engine.Replan). *policy.Engine is one.
+type Replanner interface {
+	Replan(ctx context.Context, plan policy.Plan) (policy.Plan, bool)
 }
 
 // Deliverer sends mail downstream: whole (LMTP) or step by step (SMTP).
