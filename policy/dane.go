@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/dane"
-	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/tlsrpt"
 )
 
@@ -41,15 +40,13 @@ func (e *Engine) applyDANE(ctx context.Context, p Plan) (Plan, error) {
 		d, err := e.daneFor(ctx, p, mx.Host)
 		if err != nil {
 			p.Unusable = append(p.Unusable, Unusable{Host: mx.Host, Result: tlsrpt.DNSSECInvalid, Err: err})
-			e.Metrics.DANE(metrics.DANELookupError)
-			e.report(p.Domain, mx.Host, tlsrpt.DNSSECInvalid, err)
+			p.outcome(mx.Host, tlsrpt.DNSSECInvalid, err)
 			continue
 		}
 		if d != nil && !d.Usable() {
 			// RFC 7672 §2.2: TLS is still required; RFC 8460 §4.3.2:
 			// every record unusable is "tlsa-invalid".
-			e.report(p.Domain, mx.Host, tlsrpt.TLSAInvalid, fmt.Errorf("no usable TLSA record at %s", d.Set.Name))
-			e.Metrics.DANE(metrics.DANEUnusable)
+			p.outcome(mx.Host, tlsrpt.TLSAInvalid, fmt.Errorf("no usable TLSA record at %s", d.Set.Name))
 		}
 		if d != nil {
 			mx.Require = Requirement{Level: Encrypt, MinTLS: mx.Require.MinTLS, DANE: d}
@@ -97,10 +94,11 @@ func (e *Engine) daneFor(ctx context.Context, p Plan, host string) (*DANE, error
 	return &DANE{Set: set, Names: names}, nil
 }
 
-// checkRequired applies the "dane" override level.
-func (e *Engine) checkRequired(p Plan) error {
-	if !e.DANERequired[p.Domain] {
-		return nil
+// checkRequired applies the "dane" override level (required): every MX
+// must have usable TLSA records.
+func checkRequired(p Plan, required bool) (Plan, error) {
+	if !required {
+		return p, nil
 	}
 	var missing []string
 	for _, mx := range p.MXs {
@@ -109,18 +107,16 @@ func (e *Engine) checkRequired(p Plan) error {
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return p, nil
 	}
 	err := fmt.Errorf("%w: %s: no usable DNSSEC-secure TLSA records for %s", ErrDANERequired, p.Domain, strings.Join(missing, ", "))
 	for _, h := range missing {
-		e.report(p.Domain, h, tlsrpt.DANERequired, err)
+		p.outcome(h, tlsrpt.DANERequired, err)
 	}
-	return err
+	return p, err
 }
 
-// report records a policy outcome for TLS-RPT (RFC 8460 §4.3.2).
-func (e *Engine) report(domain, host string, r tlsrpt.ResultType, err error) {
-	if e.Report != nil {
-		e.Report.Record(tlsrpt.Outcome{Domain: domain, Policy: tlsrpt.PolicyTLSA, MX: host, Result: r, Detail: err.Error()})
-	}
+// outcome adds a DANE outcome of the decision (RFC 8460 §4.3.2).
+func (p *Plan) outcome(host string, r tlsrpt.ResultType, err error) {
+	p.Outcomes = append(p.Outcomes, tlsrpt.Outcome{Domain: p.Domain, Policy: tlsrpt.PolicyTLSA, MX: host, Result: r, Detail: err.Error()})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/mtasts/stscache"
 	"github.com/caliop/relay/resolver"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // tlsa is the TLSA RRset of records in presentation form; the plan does
@@ -138,6 +139,16 @@ func TestPlanDANE(t *testing.T) {
 			}
 			if strings.Join(unusable, ",") != strings.Join(tc.unusable, ",") {
 				t.Errorf("unusable %v, want %v", unusable, tc.unusable)
+			}
+			// The decision reports each unusable MX, and records nothing.
+			var reported []string
+			for _, o := range p.Outcomes {
+				if o.Result == tlsrpt.DNSSECInvalid {
+					reported = append(reported, o.MX)
+				}
+			}
+			if strings.Join(reported, ",") != strings.Join(tc.unusable, ",") {
+				t.Errorf("dnssec-invalid outcomes for %v, want %v", reported, tc.unusable)
 			}
 			queried := []string{}
 			for _, q := range d.Asked() {

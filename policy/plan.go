@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/caliop/relay/dane"
-	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/mtasts"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
@@ -80,6 +79,12 @@ type Plan struct {
 	Unusable []Unusable
 	// STS is the MTA-STS policy in force (enforce or testing), if any.
 	STS *STS
+	// Outcomes are the RFC 8460 §4.3.2 outcomes of the decision itself:
+	// an MX made unusable by its TLSA lookup (dnssec-invalid), TLSA
+	// records all unusable (tlsa-invalid), DANE required but missing
+	// (dane-required). Also set when Plan fails. The decision records
+	// nothing: its caller does (relay), so that Plan stays pure.
+	Outcomes []tlsrpt.Outcome
 }
 
 // STS is the MTA-STS policy a Plan was made under.
@@ -134,14 +139,6 @@ type Engine struct {
 	// DANERequired lists domains whose every MX must have usable TLSA
 	// records (override level "dane").
 	DANERequired map[string]bool
-	// Report receives the RFC 8460 outcomes of the decision itself (an
-	// MX host made unusable by its TLSA lookup, DANE required but
-	// missing); nil: none. Sessions are reported by the delivery.
-	Report tlsrpt.Recorder
-	// Metrics counts the DANE results of the decision (TLSA lookups that
-	// failed, TLSA records all unusable); nil: none.
-	Metrics *metrics.Metrics
-
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.
 	Shuffle func(n int, swap func(i, j int))
@@ -197,7 +194,7 @@ func (e *Engine) Plan(ctx context.Context, domain string) (Plan, error) {
 			return p, err
 		}
 	}
-	return p, e.checkRequired(p)
+	return checkRequired(p, e.DANERequired[p.Domain])
 }
 
 // hosts lists the MX hosts in the order to try: by preference, shuffled

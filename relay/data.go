@@ -205,7 +205,7 @@ func (sess *session) plan(ctx context.Context, domain string, sp *message.Spool)
 		sess.log.Info("TLS-Required: No honoured", zap.String("id", sess.id), zap.String("domain", domain))
 		return rp.PlanWithoutPolicies(ctx, domain)
 	}
-	return sess.s.opts.Planner.Plan(ctx, domain)
+	return sess.s.planFor(ctx, domain)
 }
 
 // allTemporary reports whether every reply is a 4xx: nothing was

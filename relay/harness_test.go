@@ -94,7 +94,6 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		DNS:       res,
 		Default:   policy.Requirement{Level: policy.Encrypt, MinTLS: 0x0303},
 		Overrides: o.overrides,
-		Metrics:   w.metrics,
 	}
 	w.tally = &tlsrpt.Tally{}
 	if o.sts {
@@ -109,7 +108,6 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		}
 		w.engine.STS = w.sts
 	}
-	w.engine.Report = w.tally
 	if o.dane {
 		w.engine.TLSA = res
 		w.dns.SetAuthenticAll(true)
@@ -155,6 +153,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		Planner:             Planner(w.engine),
 		Deliverer:           w.deliver,
 		Metrics:             w.metrics,
+		Report:              w.tally,
 		Log:                 zaptest.NewLogger(t),
 	}
 	if o.planner != nil {

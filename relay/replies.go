@@ -77,6 +77,28 @@ func (s *Server) noteRefused(domain, class string, n int) {
 	s.opts.Metrics.Failed(metrics.Destination{Domain: domain}, class, n)
 }
 
+// planFor is the plan for domain, its decision's outcomes recorded.
+func (s *Server) planFor(ctx context.Context, domain string) (policy.Plan, error) {
+	p, err := s.opts.Planner.Plan(ctx, domain)
+	s.notePlan(p)
+	return p, err
+}
+
+// notePlan records what a decision found, for TLS-RPT and metrics.
+func (s *Server) notePlan(p policy.Plan) {
+	for _, o := range p.Outcomes {
+		if s.opts.Report != nil {
+			s.opts.Report.Record(o)
+		}
+		switch o.Result {
+		case tlsrpt.DNSSECInvalid:
+			s.opts.Metrics.DANE(metrics.DANELookupError)
+		case tlsrpt.TLSAInvalid:
+			s.opts.Metrics.DANE(metrics.DANEUnusable)
+		}
+	}
+}
+
 // replan is called after every MX of plan failed: the planner's rule
 // (policy.Engine.Replan) says whether to try once more, under which plan.
 func (sess *session) replan(ctx context.Context, plan policy.Plan) (policy.Plan, bool) {
@@ -88,6 +110,7 @@ func (sess *session) replan(ctx context.Context, plan policy.Plan) (policy.Plan,
 	if !ok {
 		return plan, false
 	}
+	sess.s.notePlan(p)
 	sess.log.Info("mta-sts policy changed after a failed delivery, trying again", zap.String("domain", plan.Domain))
 	return p, true
 }

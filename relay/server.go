@@ -21,6 +21,7 @@ import (
 	"github.com/caliop/relay/internal/smtpfront"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // Planner decides how a destination domain is delivered.
@@ -82,8 +83,11 @@ type Options struct {
 	// delivery (no plan, PGP required); nil: none. The Deliverer counts
 	// the rest.
 	Metrics *metrics.Metrics
-	Log     *zap.Logger
-	Now     func() time.Time
+	// Report receives the TLS-RPT outcomes of each plan's decision
+	// (policy.Plan.Outcomes); nil: none. Sessions are the delivery's.
+	Report tlsrpt.Recorder
+	Log    *zap.Logger
+	Now    func() time.Time
 }
 
 const (

@@ -132,7 +132,7 @@ func (sess *session) addRecipient(to string) error {
 	var pre *plannedRoute
 	if sess.txn == nil || len(sess.rcpt) == 0 && sess.route != r.domain() {
 		ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
-		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+		plan, err := sess.s.planFor(ctx, r.domain())
 		cancel()
 		pre = &plannedRoute{plan, err}
 	}
@@ -168,7 +168,7 @@ func (sess *session) rcptSMTP(r recipient, pre *plannedRoute) error {
 		return sess.accepted(r, sess.txn.Rcpt(ctx, r.addr))
 	}
 	if pre == nil {
-		plan, err := sess.s.opts.Planner.Plan(ctx, r.domain())
+		plan, err := sess.s.planFor(ctx, r.domain())
 		pre = &plannedRoute{plan, err}
 	}
 	plan, err := pre.plan, pre.err

@@ -36,7 +36,7 @@ func Check(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (e
 	connect := time.Duration(cfg.Outbound.ConnectTimeout)
 	c := &check.Checker{
 		DNS:    res,
-		Engine: newEngine(cfg, res, sts, nil, nil),
+		Engine: newEngine(cfg, res, sts),
 		STS:    sts,
 		Prober: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,

@@ -129,7 +129,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		Log:             log.Named("delivery"),
 		Metrics:         m,
 	}
-	engine := newEngine(cfg, res, nil, rec, m) // its STS comes in finish
+	engine := newEngine(cfg, res, nil) // its STS comes in finish
 	topts.SendMail = countedMail(tlsrptsend.Mailer(engine, deliverer), m)
 	g.jobs = append(g.jobs, rec.Run, tlsrptsend.NewSender(rec, topts).Run)
 	pgp, keys, err := newPGP(cfg, p.store, res, dialer.DialContext, m, log.Named("wkd"))
@@ -139,7 +139,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 	if keys != nil {
 		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
 	}
-	srv := newRelay(cfg, tlsCfg, engine, deliverer, pgp, m, log.Named("relay"))
+	srv := newRelay(cfg, tlsCfg, engine, deliverer, pgp, rec, m, log.Named("relay"))
 	drain := onceShutdown(srv.Shutdown) // one drain for both listeners
 	g.counts = append(g.counts, srv.Sessions)
 	if cfg.Outbound.SMTP != "" {

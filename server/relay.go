@@ -12,11 +12,12 @@ import (
 	"github.com/caliop/relay/pgppolicy"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/relay"
+	"github.com/caliop/relay/tlsrpt"
 )
 
 // newRelay builds the outbound listeners' server; tlsCfg (see
-// outboundTLS) offers STARTTLS.
-func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, m *metrics.Metrics, log *zap.Logger) *relay.Server {
+// outboundTLS) offers STARTTLS; report takes the plans' TLS-RPT outcomes.
+func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *delivery.Deliverer, pgp *pgppolicy.Policy, report tlsrpt.Recorder, m *metrics.Metrics, log *zap.Logger) *relay.Server {
 	return relay.New(relay.Options{
 		Hostname: cfg.Hostname,
 		Trusted:  prefixes(cfg.Outbound.TrustedNetworks),
@@ -41,6 +42,7 @@ func newRelay(cfg *config.Config, tlsCfg *tls.Config, engine *policy.Engine, d *
 		Planner:             engine,
 		Deliverer:           d,
 		Metrics:             m,
+		Report:              report,
 		Log:                 log,
 	})
 }

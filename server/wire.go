@@ -18,15 +18,13 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caliop/relay/config"
-	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
 )
 
-// newEngine makes the policy engine of cfg on sts (nil: set later); it records TLS-RPT outcomes
-// into report and counts into m (both may be nil: a command's engine).
-func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache, report tlsrpt.Recorder, m *metrics.Metrics) *policy.Engine {
+// newEngine makes the policy engine of cfg on sts (nil: set later).
+func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache) *policy.Engine {
 	req := func(l config.Level, min config.TLSVersion) policy.Requirement {
 		if l == config.LevelMTASTS || l == config.LevelDANE {
 			// What an enforced policy requires; the engine also
@@ -44,8 +42,6 @@ func newEngine(cfg *config.Config, res *resolver.Resolver, sts policy.STSCache, 
 		STS:          sts,
 		TLSA:         res,
 		DANERequired: map[string]bool{},
-		Report:       report,
-		Metrics:      m,
 	}
 	for d, p := range cfg.Outbound.Domains {
 		e.Overrides[d] = req(p.Level, p.MinTLS)
