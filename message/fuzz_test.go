@@ -1,7 +1,9 @@
 package message
 
 import (
+	"bufio"
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -49,4 +51,36 @@ func normalise(t *testing.T, in []byte, n int) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// FuzzReadHeader: any input reads without panic; the fields' raw bytes
+// are the input's, in order, and Size never passes the input's end; a
+// field name holds no colon or control character.
+// Longer runs: go test ./message -run XXX -fuzz FuzzReadHeader
+func FuzzReadHeader(f *testing.F) {
+	f.Add("From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n")
+	f.Add("Subject: one\r\n two\r\n\tthree\r\n\r\n")
+	f.Add(" folded\r\nFrom: a@x.test\r\n\r\n")
+	f.Add("TLS-Required: No\r\n\r\n")
+	f.Add("From a@x.test Mon Jan  1 00:00:00 2026\r\n\r\n")
+	f.Add("To: b@y.test")
+	f.Fuzz(func(t *testing.T, in string) {
+		h, err := ReadHeader(bufio.NewReader(strings.NewReader(in)))
+		if h.Err != err {
+			t.Fatalf("Header.Err %v, ReadHeader's error %v", h.Err, err)
+		}
+		if h.Size > len(in) {
+			t.Fatalf("Size %d past the input's %d octets", h.Size, len(in))
+		}
+		var raw strings.Builder
+		for _, fl := range h.Fields {
+			raw.Write(fl.Raw)
+			if strings.ContainsAny(fl.Name, ":\r\n\x00 ") {
+				t.Fatalf("field name %q", fl.Name)
+			}
+		}
+		if err == nil && !strings.HasPrefix(in, strings.TrimSuffix(raw.String(), "\r\n")) {
+			t.Fatalf("raw fields %q are not the start of the input %q", raw.String(), in)
+		}
+	})
 }

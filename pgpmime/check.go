@@ -10,6 +10,8 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"time"
+
+	"github.com/caliop/relay/message"
 )
 
 // Decision says what was done to a message, for the trace header (e.g.
@@ -55,7 +57,7 @@ type Options struct {
 var (
 	// ErrMalformed: the message cannot be read as RFC 5322 (a header line
 	// without a field name); it can be neither checked nor encrypted.
-	ErrMalformed = errors.New("pgpmime: malformed message")
+	ErrMalformed = message.ErrMalformedHeader
 	// ErrNoKeys: Encrypt was given no key (or a nil one) for a message it
 	// would encrypt; call it only when every recipient has a key.
 	ErrNoKeys = errors.New("pgpmime: no recipient key")
@@ -69,7 +71,7 @@ var (
 // needs: the header section, then the body only to look for inline PGP.
 func Check(msg io.Reader, opts Options) (Decision, error) {
 	br := bufio.NewReader(msg)
-	h, err := readHeader(br)
+	h, err := message.ReadHeader(br)
 	if err != nil {
 		return "", err
 	}
@@ -79,21 +81,21 @@ func Check(msg io.Reader, opts Options) (Decision, error) {
 // decide is the whole policy, in order: Autocrypt Setup Message, encrypted
 // structure at the top, mailing list, inline PGP in a text part (the only
 // test that reads the body).
-func decide(h header, body io.Reader, opts Options) Decision {
-	if _, ok := h.get("Autocrypt-Setup-Message"); ok {
+func decide(h message.Header, body io.Reader, opts Options) Decision {
+	if _, ok := h.Get("Autocrypt-Setup-Message"); ok {
 		return AutocryptSetup
 	}
-	ctValue, ctPresent := h.get("Content-Type")
+	ctValue, ctPresent := h.Get("Content-Type")
 	ct := parseContentType(ctValue, ctPresent)
 	switch ct.typ {
 	case "multipart/encrypted", // RFC 1847 §2.2, RFC 3156 §4
 		"application/pkcs7-mime", "application/x-pkcs7-mime": // RFC 8551 §3.2
 		return AlreadyEncrypted
 	}
-	if _, ok := h.get("List-Id"); ok && opts.SkipLists {
+	if _, ok := h.Get("List-Id"); ok && opts.SkipLists {
 		return MailingList
 	}
-	cte, _ := h.get("Content-Transfer-Encoding")
+	cte, _ := h.Get("Content-Transfer-Encoding")
 	if inlinePGP(ct, cte, body, 0) {
 		return AlreadyEncrypted
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/caliop/relay/message"
 )
 
 // obscuredSubject is the outer Subject RFC 9788 §3 (hcp_baseline) gives an
@@ -31,23 +32,55 @@ const obscuredSubject = "[...]"
 // at most 998 octets (RFC 5322 §2.1.1) when the input's are.
 //
 // It returns the Decision: Encrypted, or one of the leave-alone decisions
-// (then w gets msg unchanged, byte for byte). On error nothing is written.
+// (then w gets msg unchanged, byte for byte). On an error found before
+// the encryption starts (a malformed header, a key that cannot encrypt)
+// nothing is written; an I/O error later leaves w partial: discard it.
 //
 // Encrypt uses keys only to copy them, under a lock all Encrypt calls share:
 // concurrent calls may pass the same entities, but no other code may use them
 // meanwhile (go-crypto entities are not safe for concurrent use, even to read).
+//
+// Encrypt holds msg in memory; EncryptMessage streams a message that can
+// be read twice (a spool).
 func Encrypt(w io.Writer, msg io.Reader, keys []*openpgp.Entity, opts Options) (Decision, error) {
 	data, err := io.ReadAll(msg)
 	if err != nil {
 		return "", err
 	}
-	h, err := readHeader(bufio.NewReader(bytes.NewReader(data)))
+	h, err := message.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
 	if err != nil {
 		return "", err
 	}
-	body := data[h.size:]
-	if d := decide(h, bytes.NewReader(body), opts); d != "" {
-		_, err := w.Write(data)
+	return EncryptMessage(w, Message{Header: h, Open: func() io.Reader { return bytes.NewReader(data) }}, keys, opts)
+}
+
+// Message is a message to encrypt: its header section, parsed once, and
+// Open, which reads the whole message from its start, each time anew.
+type Message struct {
+	Header message.Header
+	Open   func() io.Reader
+}
+
+// body reads the message after its header section.
+func (m Message) body() io.Reader {
+	r := m.Open()
+	if s, ok := r.(io.Seeker); ok {
+		if _, err := s.Seek(int64(m.Header.Size), io.SeekStart); err == nil {
+			return r
+		}
+	}
+	io.CopyN(io.Discard, r, int64(m.Header.Size))
+	return r
+}
+
+// EncryptMessage is Encrypt on m, streamed: the body is read once to
+// decide (inline PGP) and once to encrypt, never held in memory.
+func EncryptMessage(w io.Writer, m Message, keys []*openpgp.Entity, opts Options) (Decision, error) {
+	if m.Header.Err != nil {
+		return "", m.Header.Err
+	}
+	if d := decide(m.Header, m.body(), opts); d != "" {
+		_, err := io.Copy(w, m.Open())
 		return d, err
 	}
 	if len(keys) == 0 {
@@ -58,6 +91,7 @@ func Encrypt(w io.Writer, msg io.Reader, keys []*openpgp.Entity, opts Options) (
 		if k == nil {
 			return "", fmt.Errorf("%w: keys[%d] is nil", ErrNoKeys, i)
 		}
+		var err error
 		if recipients[i], err = publicCopy(k); err != nil {
 			return "", fmt.Errorf("%w: keys[%d]: %w", ErrEncrypt, i, err)
 		}
@@ -71,24 +105,49 @@ func Encrypt(w io.Writer, msg io.Reader, keys []*openpgp.Entity, opts Options) (
 		return "", fmt.Errorf("%w: boundary: %w", ErrEncrypt, err)
 	}
 	boundary := "caliop-pgp-" + hex.EncodeToString(b[:])
-
-	var armored bytes.Buffer
-	config := &packet.Config{Rand: random, Time: opts.Now}
-	if err := seal(&armored, payload(h, body, opts), recipients, config); err != nil {
+	// The armor and the key packets are held until the encryption
+	// started, so that a key that cannot encrypt leaves w untouched.
+	held := &heldWriter{}
+	crlf := &crlfWriter{w: held}
+	aw, err := armor.Encode(crlf, "PGP MESSAGE", nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	pw, err := openpgp.Encrypt(aw, nil, recipients, nil, nil, &packet.Config{Rand: random, Time: opts.Now})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	if _, err := w.Write(outer(m.Header, opts, boundary)); err != nil {
 		return "", err
 	}
-
-	if _, err := w.Write(assemble(h, opts, boundary, armored.Bytes())); err != nil {
+	if err := held.release(w); err != nil {
 		return "", err
 	}
-	return Encrypted, nil
+	if _, err := pw.Write(payloadHeader(m.Header, opts)); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	if _, err := io.Copy(pw, m.body()); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	if err := pw.Close(); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	if err := aw.Close(); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
+	}
+	end := "\r\n--" + boundary + "--\r\n" // RFC 2046 §5.1.1: the CRLF is the delimiter's
+	if !crlf.eol {
+		end = "\r\n" + end // go-crypto ends the armor without one
+	}
+	_, err = io.WriteString(w, end)
+	return Encrypted, err
 }
 
-// assemble writes the outer message: the outer header fields, then the
-// multipart/encrypted structure of RFC 3156 §4 around the armored ciphertext.
-func assemble(h header, opts Options, boundary string, armored []byte) []byte {
+// outer is the outer header and the multipart/encrypted structure of
+// RFC 3156 §4 up to the armored ciphertext.
+func outer(h message.Header, opts Options, boundary string) []byte {
 	var out bytes.Buffer
-	out.Grow(h.size + len(armored) + 512)
+	out.Grow(h.Size + 512)
 	for _, f := range outerFields(h, opts) {
 		out.Write(f)
 	}
@@ -104,59 +163,74 @@ func assemble(h header, opts Options, boundary string, armored []byte) []byte {
 		"--%[1]s\r\n"+
 		"Content-Type: application/octet-stream\r\n"+
 		"\r\n", boundary)
-	out.Write(armored)
-	if !bytes.HasSuffix(armored, []byte("\r\n")) {
-		out.WriteString("\r\n") // go-crypto ends the armor without one
-	}
-	fmt.Fprintf(&out, "\r\n--%s--\r\n", boundary) // RFC 2046 §5.1.1: the CRLF is the delimiter's
 	return out.Bytes()
+}
+
+// heldWriter keeps what is written until release, then writes through.
+type heldWriter struct {
+	buf bytes.Buffer
+	w   io.Writer
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	if h.w != nil {
+		return h.w.Write(p)
+	}
+	return h.buf.Write(p)
+}
+
+// release writes what was held to w, and later writes straight to it.
+func (h *heldWriter) release(w io.Writer) error {
+	h.w = w
+	_, err := w.Write(h.buf.Bytes())
+	return err
 }
 
 // outerFields returns the outer header fields: the original ones minus the
 // structural ones, with Subject obscured when HideSubject is set.
-func outerFields(h header, opts Options) [][]byte {
+func outerFields(h message.Header, opts Options) [][]byte {
 	var out [][]byte
-	for _, f := range h.fields {
+	for _, f := range h.Fields {
 		switch {
-		case f.structural():
-		case opts.HideSubject && f.is("Subject"):
+		case structural(f):
+		case opts.HideSubject && f.Is("Subject"):
 			out = append(out, []byte("Subject: "+obscuredSubject+"\r\n"))
 		default:
-			out = append(out, f.raw)
+			out = append(out, f.Raw)
 		}
 	}
 	return out
 }
 
-// payload returns the Cryptographic Payload (RFC 9788's term): the protected
-// header fields, one HP-Outer per outer field (RFC 9788 §2.2), the original
-// Content-* fields (Content-Type with hp="cipher", §2.1.1) and the body.
-func payload(h header, body []byte, opts Options) []byte {
+// payloadHeader is the header of the Cryptographic Payload (RFC 9788's
+// term), which the original body follows: the protected header fields,
+// one HP-Outer per outer field (RFC 9788 §2.2), the original Content-*
+// fields (Content-Type with hp="cipher", §2.1.1) and the empty line.
+func payloadHeader(h message.Header, opts Options) []byte {
 	var p bytes.Buffer
-	p.Grow(len(body) + 2*h.size)
-	for _, f := range h.fields {
-		if !f.structural() {
-			p.Write(f.raw)
+	p.Grow(2 * h.Size)
+	for _, f := range h.Fields {
+		if !structural(f) {
+			p.Write(f.Raw)
 		}
 	}
 	for _, f := range outerFields(h, opts) {
 		p.WriteString("HP-Outer: ")
 		p.Write(f)
 	}
-	var ct *field
-	for i, f := range h.fields {
-		if f.is("Content-Type") && ct == nil {
-			ct = &h.fields[i]
+	var ct *message.Field
+	for i, f := range h.Fields {
+		if f.Is("Content-Type") && ct == nil {
+			ct = &h.Fields[i]
 			p.Write(protectContentType(ct))
-		} else if f.structural() && !f.is("MIME-Version") {
-			p.Write(f.raw)
+		} else if structural(f) && !f.Is("MIME-Version") {
+			p.Write(f.Raw)
 		}
 	}
 	if ct == nil {
 		p.Write(protectContentType(nil))
 	}
 	p.WriteString("\r\n")
-	p.Write(body)
 	return p.Bytes()
 }
 
@@ -185,39 +259,22 @@ func publicCopy(k *openpgp.Entity) (*openpgp.Entity, error) {
 	return el[0], nil
 }
 
-// seal encrypts plaintext to keys, all hidden (wildcard key IDs, RFC 9580
-// §5.1), unsigned, and writes it ASCII-armored (RFC 9580 §6.2) with CRLF line
-// endings.
-func seal(w io.Writer, plaintext []byte, keys []*openpgp.Entity, config *packet.Config) error {
-	crlf := &crlfWriter{w: w}
-	aw, err := armor.Encode(crlf, "PGP MESSAGE", nil)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrEncrypt, err)
-	}
-	pw, err := openpgp.Encrypt(aw, nil, keys, nil, nil, config)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrEncrypt, err)
-	}
-	if _, err := pw.Write(plaintext); err != nil {
-		return fmt.Errorf("%w: %w", ErrEncrypt, err)
-	}
-	if err := pw.Close(); err != nil {
-		return fmt.Errorf("%w: %w", ErrEncrypt, err)
-	}
-	if err := aw.Close(); err != nil {
-		return fmt.Errorf("%w: %w", ErrEncrypt, err)
-	}
-	return nil
+// crlfWriter turns the armor encoder's LF line endings into CRLF (RFC 5322
+// §2.1: lines end in CRLF), and notes whether the last line ended. Its
+// input holds no CR.
+type crlfWriter struct {
+	w   io.Writer
+	eol bool // the last byte written ended a line
 }
 
-// crlfWriter turns the armor encoder's LF line endings into CRLF (RFC 5322
-// §2.1: lines end in CRLF). Its input holds no CR.
-type crlfWriter struct{ w io.Writer }
-
 func (c *crlfWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	_, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n")))
 	if err != nil {
 		return 0, err
 	}
+	c.eol = p[len(p)-1] == '\n'
 	return len(p), nil
 }

@@ -50,7 +50,7 @@ func resigned(t *testing.T) (msg []byte, record string, keyPEM []byte) {
 	}
 	p := &Policy{DKIM: map[string]DKIMKey{"origin.test": {Selector: "caliop", Signer: priv}}}
 	var out bytes.Buffer
-	d, err := p.Encrypt(&out, func() io.Reader { return strings.NewReader(signedOriginal) }, []*openpgp.Entity{k})
+	d, err := p.Encrypt(&out, messageOf(signedOriginal), []*openpgp.Entity{k})
 	if d != pgpmime.Encrypted || err != nil {
 		t.Fatalf("Encrypt: %s %v", d, err)
 	}
@@ -122,7 +122,7 @@ func TestResignEncryptDKIMSignedWithoutKey(t *testing.T) {
 	}
 	var out bytes.Buffer
 	p := &Policy{EncryptDKIMSigned: true}
-	if d, err := p.Encrypt(&out, func() io.Reader { return strings.NewReader(signedOriginal) }, []*openpgp.Entity{k}); d != pgpmime.Encrypted || err != nil {
+	if d, err := p.Encrypt(&out, messageOf(signedOriginal), []*openpgp.Entity{k}); d != pgpmime.Encrypted || err != nil {
 		t.Fatalf("Encrypt: %s %v", d, err)
 	}
 	head := outerHeader(out.Bytes())

@@ -5,19 +5,18 @@
 package pgppolicy
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"crypto"
 	"io"
 	"net/mail"
-	"net/textproto"
 	"strings"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/emersion/go-smtp"
 
+	"github.com/caliop/relay/message"
 	"github.com/caliop/relay/pgpmime"
 	"github.com/caliop/relay/wkd/wkdcache"
 )
@@ -107,23 +106,23 @@ func (p *Policy) Decide(ctx context.Context, addr string) (*openpgp.Entity, *smt
 }
 
 // Encrypt writes the message to w encrypted to keys, or unchanged when it
-// must be left alone, and returns the decision. open gives a new reader of
-// the message from its start each time. A DKIM-signed message is left
-// alone unless EncryptDKIMSigned: encryption would break its signature
-// (the signer belongs after Caliop, see README).
-func (p *Policy) Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Entity) (pgpmime.Decision, error) {
-	h := header(open())
-	if len(h.Values("Dkim-Signature")) == 0 {
-		return pgpmime.Encrypt(w, open(), keys, p.Options)
+// must be left alone, and returns the decision; the message is streamed
+// (pgpmime.EncryptMessage), except a DKIM-signed one, which is signed
+// again in memory. A DKIM-signed message is left alone unless
+// EncryptDKIMSigned: encryption would break its signature (the signer
+// belongs after Caliop, see README).
+func (p *Policy) Encrypt(w io.Writer, m pgpmime.Message, keys []*openpgp.Entity) (pgpmime.Decision, error) {
+	if len(m.Header.Values("DKIM-Signature")) == 0 {
+		return pgpmime.EncryptMessage(w, m, keys, p.Options)
 	}
-	domain := fromDomain(h)
+	domain := fromDomain(m.Header)
 	key, canSign := p.DKIM[domain]
 	if !canSign && !p.EncryptDKIMSigned {
-		_, err := io.Copy(w, open())
+		_, err := io.Copy(w, m.Open())
 		return DKIM, err
 	}
 	var buf bytes.Buffer
-	d, err := pgpmime.Encrypt(&buf, open(), keys, p.Options)
+	d, err := pgpmime.EncryptMessage(&buf, m, keys, p.Options)
 	if err != nil || d != pgpmime.Encrypted {
 		_, cerr := io.Copy(w, &buf)
 		return d, cmp.Or(err, cerr)
@@ -137,15 +136,10 @@ func (p *Policy) Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Ent
 	return d, err
 }
 
-// header reads the header section of a message (at most 256 KiB).
-func header(r io.Reader) textproto.MIMEHeader {
-	h, _ := textproto.NewReader(bufio.NewReader(io.LimitReader(r, 256<<10))).ReadMIMEHeader()
-	return h
-}
-
 // fromDomain is the lowercase domain of the From address, "" if none.
-func fromDomain(h textproto.MIMEHeader) string {
-	a, err := mail.ParseAddress(h.Get("From"))
+func fromDomain(h message.Header) string {
+	from, _ := h.Get("From")
+	a, err := mail.ParseAddress(from)
 	if err != nil {
 		return ""
 	}

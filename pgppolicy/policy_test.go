@@ -1,6 +1,7 @@
 package pgppolicy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -14,6 +15,7 @@ import (
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/caliop/relay/message"
 	"github.com/caliop/relay/pgpmime"
 	"github.com/caliop/relay/wkd/wkdcache"
 )
@@ -65,7 +67,7 @@ func TestDecide(t *testing.T) {
 func TestDKIM(t *testing.T) {
 	t.Parallel()
 	msg := "DKIM-Signature: v=1; a=rsa-sha256; d=origin.test; s=old; h=from; bh=x; b=y\r\nFrom: S <s@Origin.test>\r\nTo: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
-	open := func() io.Reader { return strings.NewReader(msg) }
+	open := messageOf(msg)
 	k := newKey(t, "a@example.test")
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 
@@ -101,4 +103,10 @@ func TestDKIM(t *testing.T) {
 	if d, _ := p.Encrypt(&out, open, []*openpgp.Entity{k}); d != pgpmime.Encrypted {
 		t.Errorf("encrypt_dkim_signed: %s", d)
 	}
+}
+
+// messageOf is s as pgpmime.Message, its header parsed.
+func messageOf(s string) pgpmime.Message {
+	h, _ := message.ReadHeader(bufio.NewReader(strings.NewReader(s)))
+	return pgpmime.Message{Header: h, Open: func() io.Reader { return strings.NewReader(s) }}
 }

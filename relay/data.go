@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -22,9 +23,17 @@ import (
 // costs no 32 KiB allocation.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// spooled is a message as received: its spool, and its header section
+// parsed once, for the TLS-Required check, the PGP decision and the
+// encryption.
+type spooled struct {
+	*message.Spool
+	header message.Header
+}
+
 // spool reads the body into a Spool behind a Received header, with every
-// bare CR and LF made CRLF.
-func (sess *session) spool(r io.Reader) (*message.Spool, error) {
+// bare CR and LF made CRLF, and parses its header section.
+func (sess *session) spool(r io.Reader) (*spooled, error) {
 	o := sess.s.opts
 	sp := message.NewSpool(o.SpoolDir, o.MemoryBuffer)
 	if _, err := io.WriteString(sp, sess.received()); err != nil {
@@ -52,7 +61,8 @@ func (sess *session) spool(r io.Reader) (*message.Spool, error) {
 		sp.Close()
 		return nil, smtpfront.LocalError(err)
 	}
-	return sp, nil
+	h, _ := message.ReadHeader(bufio.NewReader(sp.Reader())) // h.Err kept
+	return &spooled{Spool: sp, header: h}, nil
 }
 
 // Data delivers an SMTP transaction on the downstream transaction opened
@@ -156,7 +166,7 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 
 // deliverRoute plans and delivers one destination domain; one reply per
 // distinct address of the route.
-func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spool) []*smtp.SMTPError {
+func (sess *session) deliverRoute(ctx context.Context, rt route, sp *spooled) []*smtp.SMTPError {
 	plan, err := sess.plan(ctx, rt.domain, sp)
 	if err != nil {
 		sess.log.Info("no route", zap.String("id", sess.id), zap.String("domain", rt.domain), zap.Error(err))
@@ -200,8 +210,8 @@ func (sess *session) deliverRoute(ctx context.Context, rt route, sp *message.Spo
 // plan makes the plan for domain; for a message marked "TLS-Required: No"
 // (RFC 8689 §5), when the operator allows it and REQUIRETLS was not
 // given (RFC 8689 §5: REQUIRETLS wins), without the published policies.
-func (sess *session) plan(ctx context.Context, domain string, sp *message.Spool) (policy.Plan, error) {
-	if rp, ok := sess.s.opts.Planner.(RelaxedPlanner); ok && sess.s.opts.HonourTLSRequiredNo && !sess.opts.RequireTLS && message.TLSRequiredNo(sp.Reader()) {
+func (sess *session) plan(ctx context.Context, domain string, sp *spooled) (policy.Plan, error) {
+	if rp, ok := sess.s.opts.Planner.(RelaxedPlanner); ok && sess.s.opts.HonourTLSRequiredNo && !sess.opts.RequireTLS && sp.header.TLSRequiredNo() {
 		sess.log.Info("TLS-Required: No honoured", zap.String("id", sess.id), zap.String("domain", domain))
 		return rp.PlanWithoutPolicies(ctx, domain)
 	}

@@ -107,8 +107,8 @@ func (s slowKeys) Decide(context.Context, string) (*openpgp.Entity, *smtp.SMTPEr
 	return nil, nil
 }
 
-func (slowKeys) Encrypt(w io.Writer, open func() io.Reader, _ []*openpgp.Entity) (pgpmime.Decision, error) {
-	_, err := io.Copy(w, open())
+func (slowKeys) Encrypt(w io.Writer, m pgpmime.Message, _ []*openpgp.Entity) (pgpmime.Decision, error) {
+	_, err := io.Copy(w, m.Open())
 	return pgppolicy.NoKey, err
 }
 

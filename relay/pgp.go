@@ -25,7 +25,7 @@ type Encrypter interface {
 	Decide(ctx context.Context, addr string) (*openpgp.Entity, *smtp.SMTPError)
 	// Encrypt writes the message encrypted to keys, or unchanged, and
 	// says which.
-	Encrypt(w io.Writer, open func() io.Reader, keys []*openpgp.Entity) (pgpmime.Decision, error)
+	Encrypt(w io.Writer, m pgpmime.Message, keys []*openpgp.Entity) (pgpmime.Decision, error)
 }
 
 // decideTimeout bounds the WKD lookup at RCPT (the lookup has its own
@@ -94,16 +94,16 @@ func (p *prefixed) WriteTo(w io.Writer) (int64, error) {
 // bodyFor returns what goes to recipients with keys (encrypted to them,
 // unless the message must be left alone) or without (unchanged), with the
 // trace header when encryption is on; done releases what it made.
-func (sess *session) bodyFor(sp *message.Spool, keys []*openpgp.Entity) (body delivery.Body, eightBit bool, done func(), err error) {
+func (sess *session) bodyFor(sp *spooled, keys []*openpgp.Entity) (body delivery.Body, eightBit bool, done func(), err error) {
 	done = func() {}
 	if sess.s.opts.PGP == nil {
-		return sp, sp.EightBit(), done, nil
+		return sp.Spool, sp.EightBit(), done, nil
 	}
 	decision := pgppolicy.NoKey
-	body, eightBit = sp, sp.EightBit()
+	body, eightBit = sp.Spool, sp.EightBit()
 	if len(keys) > 0 {
 		out := message.NewSpool(sess.s.opts.SpoolDir, sess.s.opts.MemoryBuffer)
-		decision, err = sess.s.opts.PGP.Encrypt(out, sp.Reader, keys)
+		decision, err = sess.s.opts.PGP.Encrypt(out, pgpmime.Message{Header: sp.header, Open: sp.Reader}, keys)
 		if err != nil {
 			out.Close()
 			return nil, false, done, smtpfront.LocalError(err)
