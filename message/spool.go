@@ -1,6 +1,7 @@
 // Package message holds a message body while it is relayed: line endings
 // normalised to CRLF (RFC 5321 §2.3.8), kept in memory up to a threshold
-// and in a temporary file beyond it, readable again for every MX tried.
+// and in a temporary file beyond it, readable again for every MX tried;
+// and its header section (RFC 5322 §2.2), parsed once (Header).
 package message
 
 import (

@@ -1,8 +1,11 @@
 // Package smtpfront holds what Caliop's two SMTP fronts (relay, the
-// outbound listeners, and inbound, port 25) share below go-smtp: finding
-// the end of a DATA body exactly where go-smtp finds it, so that a
-// connection wrapper that reads commands itself never disagrees with
-// go-smtp about where the next command starts.
+// outbound listeners, and inbound, port 25) share below go-smtp: the
+// connection wrapper (Conn), which sees the session as go-smtp does and
+// applies each front's Rules; the connections' admission, tracking and
+// drain at shutdown (Front); the replies both give (421, local errors);
+// Received header fields, ids and the zap adapter. Conn finds the end of
+// a DATA body or a BDAT chunk exactly where go-smtp does, so that it
+// never disagrees with go-smtp about where the next command starts.
 package smtpfront
 
 import (
