@@ -125,7 +125,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		ConnectTimeout:  time.Duration(cfg.Outbound.ConnectTimeout),
 		GreetingTimeout: time.Duration(cfg.Outbound.GreetingTimeout),
 		Pool:            pool,
-		Report:          &tlsrptsend.Partners{Next: rec, DNS: res, Metrics: m},
+		Report:          &tlsrptsend.Partners{Next: rec, DNS: res, Metrics: m, Base: g.ctx},
 		Log:             log.Named("delivery"),
 		Metrics:         m,
 	}

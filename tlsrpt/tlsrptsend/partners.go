@@ -36,6 +36,9 @@ type Partners struct {
 	DNS     PartnerDNS
 	Metrics *metrics.Metrics
 	Now     func() time.Time // nil: time.Now
+	// Base is the context checks run under, ended when their owner stops
+	// (a generation of the relay); nil: context.Background.
+	Base context.Context
 
 	mu      sync.Mutex
 	checked map[string]time.Time
@@ -70,7 +73,11 @@ func (p *Partners) Record(o tlsrpt.Outcome) {
 }
 
 func (p *Partners) check(domain string) {
-	ctx, cancel := context.WithTimeout(context.Background(), partnerTimeout)
+	base := p.Base
+	if base == nil {
+		base = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(base, partnerTimeout)
 	defer cancel()
 	txts, _, err := p.DNS.LookupTXT(ctx, tlsrpt.RecordName(domain))
 	if err != nil && !errors.Is(err, resolver.ErrNXDomain) {
