@@ -83,18 +83,9 @@ func EncryptMessage(w io.Writer, m Message, keys []*openpgp.Entity, opts Options
 		_, err := io.Copy(w, m.Open())
 		return d, err
 	}
-	if len(keys) == 0 {
-		return "", ErrNoKeys
-	}
-	recipients := make([]*openpgp.Entity, len(keys))
-	for i, k := range keys {
-		if k == nil {
-			return "", fmt.Errorf("%w: keys[%d] is nil", ErrNoKeys, i)
-		}
-		var err error
-		if recipients[i], err = publicCopy(k); err != nil {
-			return "", fmt.Errorf("%w: keys[%d]: %w", ErrEncrypt, i, err)
-		}
+	recipients, err := publicCopies(keys)
+	if err != nil {
+		return "", err
 	}
 	random := opts.Rand
 	if random == nil {
@@ -232,6 +223,24 @@ func payloadHeader(h message.Header, opts Options) []byte {
 	}
 	p.WriteString("\r\n")
 	return p.Bytes()
+}
+
+// publicCopies are the public copies of keys (publicCopy), none nil.
+func publicCopies(keys []*openpgp.Entity) ([]*openpgp.Entity, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKeys
+	}
+	out := make([]*openpgp.Entity, len(keys))
+	for i, k := range keys {
+		if k == nil {
+			return nil, fmt.Errorf("%w: keys[%d] is nil", ErrNoKeys, i)
+		}
+		var err error
+		if out[i], err = publicCopy(k); err != nil {
+			return nil, fmt.Errorf("%w: keys[%d]: %w", ErrEncrypt, i, err)
+		}
+	}
+	return out, nil
 }
 
 // copyMu serializes the only use Encrypt makes of a caller's Entity: copying

@@ -117,13 +117,8 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	defer wd.close()
 	dns, sk, proc, smtpAddr, logf := wd.dns, wd.sink, wd.proc, wd.smtp, wd.log
 
-	// One message first: a wrong setup fails here, not after minutes.
-	before := sk.Counts()
-	if _, err := measureLatency(o, smtpAddr, 1); err != nil {
-		return fmt.Errorf("first message through caliop: %w (log: %s)", err, logf.Name())
-	}
-	if d := sub(sk.Counts(), before); d.Messages != 1 || d.TLSMessages != 1 {
-		return fmt.Errorf("first message through caliop: sink got %+v, want 1 message over TLS", d)
+	if err := firstMessage(o, sk, smtpAddr, logf.Name()); err != nil {
+		return err
 	}
 
 	runs, err := throughput(ctx, o, source, proc, sk, smtpAddr)
@@ -220,6 +215,19 @@ func (wd *world) close() {
 	if wd.dns != nil {
 		wd.dns.Close()
 	}
+}
+
+// firstMessage sends one message through Caliop first: a wrong setup
+// fails here, not after minutes.
+func firstMessage(o options, sk *sink, smtpAddr, logName string) error {
+	before := sk.Counts()
+	if _, err := measureLatency(o, smtpAddr, 1); err != nil {
+		return fmt.Errorf("first message through caliop: %w (log: %s)", err, logName)
+	}
+	if d := sub(sk.Counts(), before); d.Messages != 1 || d.TLSMessages != 1 {
+		return fmt.Errorf("first message through caliop: sink got %+v, want 1 message over TLS", d)
+	}
+	return nil
 }
 
 // throughput runs smtp-source straight to the sink and through Caliop,
