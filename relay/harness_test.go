@@ -39,7 +39,7 @@ import (
 // get addresses 127.0.1.N in DNS; the dialer maps them to the fake
 // servers' real listeners.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	dns     *dnstest.Server
 	ca      *testpki.CA
 	engine  *policy.Engine
@@ -77,16 +77,19 @@ type worldOpts struct {
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
 	pgp                 Encrypter // Options.PGP
+	// dnsCache is the resolver's cache size (dns.cache_size); 0: none, so
+	// that a test's DNS change shows at once.
+	dnsCache int
 	// metrics bound the domain label of the world's metrics (registered
 	// on world.reg and given to every component).
 	metrics metrics.Options
 }
 
-func newWorld(t *testing.T, o worldOpts) *world {
+func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	w := &world{t: t, dns: dnstest.Start(t), ca: testpki.NewCA(t), addrs: map[string]string{}, reg: prometheus.NewRegistry()}
 	w.metrics = metrics.New(w.reg, "test", o.metrics)
-	res, err := resolver.New(resolver.Config{Servers: []string{w.dns.Addr}, Timeout: time.Second})
+	res, err := resolver.New(resolver.Config{Servers: []string{w.dns.Addr}, Timeout: time.Second, CacheSize: o.dnsCache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +164,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	}
 	if o.log != nil {
 		opts.Log = o.log
+		w.deliver.Log = o.log
 	}
 	if o.tls {
 		cert := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"relay.test"}})
@@ -293,12 +297,12 @@ func (w *world) domain(domain string, hosts ...string) {
 // rawClient speaks SMTP/LMTP line by line so tests see exact replies and
 // can send bytes no library would.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawClient {
+func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -364,7 +368,7 @@ func (c *rawClient) data(body string) {
 }
 
 // smtpClient is go-smtp's client on addr; lmtp selects LHLO.
-func smtpClient(t *testing.T, addr string, lmtp bool) *smtp.Client {
+func smtpClient(t testing.TB, addr string, lmtp bool) *smtp.Client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {

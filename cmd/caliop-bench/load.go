@@ -21,7 +21,18 @@ type sourceRun struct {
 	Messages int
 	Elapsed  time.Duration
 	CPU      time.Duration // caliop's CPU time during the run; 0 for direct
-	Sink     sinkCounts    // sink counters added during the run
+	// SinkCPU is this process's CPU time during the run: the sink's
+	// (the DNS server and the wait for smtp-source cost next to
+	// nothing). Direct, it is the server half of the relay's work (an
+	// SMTP server taking the messages); via Caliop, the client half
+	// (the other end of a TLS SMTP session).
+	SinkCPU time.Duration
+	Sink    sinkCounts // sink counters added during the run
+}
+
+// perMessage is d divided among the run's messages.
+func (r sourceRun) perMessage(d time.Duration) time.Duration {
+	return d / time.Duration(max(r.Messages, 1))
 }
 
 func (r sourceRun) Rate() float64 { return float64(r.Messages) / r.Elapsed.Seconds() }

@@ -56,6 +56,7 @@ type options struct {
 	logLevel   string
 	runTimeout time.Duration
 	keep       bool
+	repeat     int
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log", "info", "caliop log level (output goes to a file)")
 	flag.DurationVar(&o.runTimeout, "timeout", 90*time.Second, "bound on each run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, caliop log)")
+	flag.IntVar(&o.repeat, "repeat", 1, "runs of each throughput measure; the report gives medians")
 	flag.Parse()
 	var err error
 	if o.sessions, err = ints(sessions); err == nil {
@@ -234,29 +236,31 @@ func firstMessage(o options, sk *sink, smtpAddr, logName string) error {
 // for each session count of o.
 func throughput(ctx context.Context, o options, source string, proc *e2e.Process, sk *sink, smtpAddr string) ([]sourceRun, error) {
 	var runs []sourceRun
-	for i, s := range o.sessions {
-		for _, target := range []string{"direct", "caliop"} {
-			addr := sk.Addr
-			if target == "caliop" {
-				addr = smtpAddr
+	for rep := 0; rep < o.repeat; rep++ {
+		for i, s := range o.sessions {
+			for _, target := range []string{"direct", "caliop"} {
+				addr := sk.Addr
+				if target == "caliop" {
+					addr = smtpAddr
+				}
+				r := sourceRun{Target: target, Addr: addr, Sessions: s, Messages: o.messages[i]}
+				before, cpu0, self0 := sk.Counts(), cpuTime(proc.Pid()), cpuTime(os.Getpid())
+				elapsed, err := runSource(ctx, source, o, addr, s, r.Messages)
+				if err != nil {
+					return nil, err
+				}
+				r.Elapsed = elapsed
+				// The last reply came after the sink's, so counters are final.
+				r.Sink, r.SinkCPU = sub(sk.Counts(), before), cpuTime(os.Getpid())-self0
+				if target == "caliop" {
+					r.CPU = cpuTime(proc.Pid()) - cpu0
+				}
+				if err := r.check(); err != nil {
+					return nil, err
+				}
+				runs = append(runs, r)
+				fmt.Fprintf(os.Stderr, "bench: %s, %d sessions: %d messages in %.2fs\n", target, s, r.Messages, elapsed.Seconds())
 			}
-			r := sourceRun{Target: target, Addr: addr, Sessions: s, Messages: o.messages[i]}
-			before, cpu0 := sk.Counts(), cpuTime(proc.Pid())
-			elapsed, err := runSource(ctx, source, o, addr, s, r.Messages)
-			if err != nil {
-				return nil, err
-			}
-			r.Elapsed = elapsed
-			// The last reply came after the sink's, so counters are final.
-			r.Sink = sub(sk.Counts(), before)
-			if target == "caliop" {
-				r.CPU = cpuTime(proc.Pid()) - cpu0
-			}
-			if err := r.check(); err != nil {
-				return nil, err
-			}
-			runs = append(runs, r)
-			fmt.Fprintf(os.Stderr, "bench: %s, %d sessions: %d messages in %.2fs\n", target, s, r.Messages, elapsed.Seconds())
 		}
 	}
 	return runs, nil

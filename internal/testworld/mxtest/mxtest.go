@@ -65,6 +65,8 @@ type Behavior struct {
 	// the command with a new 220 greeting, as Postfix does for a host in
 	// smtpd_authorized_xclient_hosts (XCLIENT_README).
 	XCLIENT bool
+	// Discard counts messages and commands but keeps none (benchmarks).
+	Discard bool
 }
 
 // Message is a message the server accepted.
@@ -91,6 +93,7 @@ type Server struct {
 	mu          sync.Mutex
 	messages    []Message
 	mailCount   int
+	received    int
 	connections int
 	commands    []string
 	sources     []string // client addresses of the connections, in order
@@ -260,7 +263,9 @@ func (s *Server) WaitMessages(t testing.TB, n int, d time.Duration) []Message {
 func (s *Server) recordCommand(line string, mail bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.commands = append(s.commands, line)
+	if !s.behavior.Discard {
+		s.commands = append(s.commands, line)
+	}
 	if mail {
 		s.mailCount++
 	}
@@ -269,7 +274,17 @@ func (s *Server) recordCommand(line string, mail bool) {
 func (s *Server) store(m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.messages = append(s.messages, m)
+	s.received++
+	if !s.behavior.Discard {
+		s.messages = append(s.messages, m)
+	}
+}
+
+// Received is the number of messages accepted, kept or not.
+func (s *Server) Received() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received
 }
 
 // hidden reports whether an EHLO keyword line is to be removed.
