@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"sync"
 	"time"
 )
@@ -20,11 +21,21 @@ type poolKey struct {
 type Pool struct {
 	Idle        time.Duration
 	MaxMessages int
+	// MaxIdle bounds the idle connections held in all, whatever the
+	// number of destinations: past it a connection is closed instead of
+	// kept. DefaultMaxIdle if zero.
+	MaxIdle int
 
 	mu     sync.Mutex
 	idle   map[poolKey][]*pooled
+	n      int // idle connections held
 	closed bool
 }
+
+// DefaultMaxIdle is Pool.MaxIdle's default: far above the MX hosts a
+// relay talks to within an idle period, far below a file-descriptor
+// limit.
+const DefaultMaxIdle = 1000
 
 type pooled struct {
 	c     *client
@@ -46,6 +57,10 @@ func (p *Pool) get(k poolKey, deadline time.Time) *client {
 		}
 		e := list[len(list)-1]
 		p.idle[k] = list[:len(list)-1]
+		if len(p.idle[k]) == 0 {
+			delete(p.idle, k)
+		}
+		p.n--
 		p.mu.Unlock()
 		if !e.timer.Stop() {
 			continue // the timer is closing it
@@ -68,7 +83,7 @@ func (p *Pool) put(k poolKey, c *client) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.n >= cmp.Or(p.MaxIdle, DefaultMaxIdle) {
 		go c.Quit()
 		return
 	}
@@ -79,6 +94,7 @@ func (p *Pool) put(k poolKey, c *client) {
 	e := &pooled{c: c}
 	e.timer = time.AfterFunc(p.Idle, func() { p.expire(k, e) })
 	p.idle[k] = append(p.idle[k], e)
+	p.n++
 }
 
 func (p *Pool) expire(k poolKey, e *pooled) {
@@ -87,6 +103,7 @@ func (p *Pool) expire(k poolKey, e *pooled) {
 	for i, x := range list {
 		if x == e {
 			p.idle[k] = append(list[:i:i], list[i+1:]...)
+			p.n--
 			break
 		}
 	}
@@ -102,7 +119,7 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	all := p.idle
-	p.idle = nil
+	p.idle, p.n = nil, 0
 	p.mu.Unlock()
 	for _, list := range all {
 		for _, e := range list {
@@ -117,9 +134,5 @@ func (p *Pool) Close() {
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.idle {
-		n += len(l)
-	}
-	return n
+	return p.n
 }

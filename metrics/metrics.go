@@ -42,6 +42,7 @@ type Metrics struct {
 	replies        *prometheus.CounterVec
 	stsFetches     *prometheus.CounterVec
 	stsPolicies    *funcCollector
+	sizes          *funcCollector
 	dane           *prometheus.CounterVec
 	wkdLookups     *prometheus.CounterVec
 	wkdDuration    prometheus.Histogram
@@ -137,12 +138,14 @@ func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 		authFailures: counter("caliop_auth_failures_total",
 			"SMTP AUTH failures on the outbound listeners, by reason (bad-credentials, rate-limited).",
 			"reason"),
+		sizes: newFuncCollector(prometheus.NewDesc("caliop_cache_entries",
+			"Entries of the structures that grow with the destinations (dns, mta-sts, wkd, pool: idle connections, tlsrpt-partners), each bounded.", []string{"cache"}, nil)),
 		certs: newFuncCollector(prometheus.NewDesc("caliop_certificate_expiry_timestamp_seconds",
 			"When the inbound certificate of each host expires, in seconds since the Unix epoch.", []string{"host"}, nil)),
 	}
 	reg.MustRegister(m.overflow, m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext,
 		m.duration, m.replies, m.stsFetches, m.stsPolicies, m.dane, m.wkdLookups, m.wkdDuration, m.wkdChanges,
-		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs, m.authFailures)
+		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs, m.authFailures, m.sizes)
 	if version != "" {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "caliop_build_info", Help: "Always 1; the version label names the build.",
@@ -236,6 +239,22 @@ func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- cm // an invalid label value (not UTF-8) is skipped, never a panic in a scrape
 		}
 	}
+}
+
+// WatchSizes makes caliop_cache_entries read the sizes from fn at each
+// scrape (cache name → entries); the server points it at each new
+// generation's structures.
+func (m *Metrics) WatchSizes(fn func() map[string]int) {
+	if m == nil || fn == nil {
+		return
+	}
+	m.sizes.set(func() map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range fn() {
+			out[k] = float64(v)
+		}
+		return out
+	})
 }
 
 // WatchMTASTSPolicies makes caliop_mtasts_policies read the cached

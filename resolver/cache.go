@@ -141,3 +141,14 @@ func (r *Resolver) cached(name string, qtype uint16) bool {
 	_, ok := r.cache.get(cacheKey{fqdn, qtype})
 	return ok
 }
+
+// CacheLen is the number of answers the cache holds (at most
+// Config.CacheSize); 0 without a cache.
+func (r *Resolver) CacheLen() int {
+	if r.cache == nil {
+		return 0
+	}
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	return len(r.cache.entries)
+}

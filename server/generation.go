@@ -42,7 +42,10 @@ type generation struct {
 
 	handoffs []*handoff // one per service, set when it takes over
 	// counts are the SMTP servers' session counts, one per server.
-	counts  []func() int
+	counts []func() int
+	// sizes are the entries of the structures that grow with the
+	// destinations, for caliop_cache_entries.
+	sizes   map[string]func() int
 	retired atomic.Bool // replaced: its servers' errors no longer matter
 
 	stopOnce    sync.Once
@@ -98,7 +101,9 @@ func (p *process) build(cfg *config.Config) (_ *generation, err error) {
 		}
 		// No session reads it before the generation takes over.
 		engine.STS = sts
-		g.jobs = append(g.jobs, func(ctx context.Context) { sts.Run(ctx, time.Minute) })
+		g.sizes["mta-sts"] = sts.Len
+		g.jobs = append(g.jobs, func(ctx context.Context) { sts.Run(ctx, time.Minute) },
+			func(context.Context) { p.m.WatchSizes(g.sizeOf) })
 		return nil
 	}
 	return g, nil
@@ -116,6 +121,8 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		return nil, nil, err
 	}
 	pool := &delivery.Pool{Idle: time.Duration(cfg.Outbound.Reuse.Idle), MaxMessages: cfg.Outbound.Reuse.MaxMessages}
+	partners := &tlsrptsend.Partners{Next: rec, DNS: res, Metrics: m, Base: g.ctx}
+	g.sizes = map[string]func() int{"dns": res.CacheLen, "pool": pool.Len, "tlsrpt-partners": partners.Len}
 	g.closers = append(g.closers, pool.Close)
 	deliverer := &delivery.Deliverer{
 		Hostname:        cfg.Hostname,
@@ -125,7 +132,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		ConnectTimeout:  time.Duration(cfg.Outbound.ConnectTimeout),
 		GreetingTimeout: time.Duration(cfg.Outbound.GreetingTimeout),
 		Pool:            pool,
-		Report:          &tlsrptsend.Partners{Next: rec, DNS: res, Metrics: m, Base: g.ctx},
+		Report:          partners,
 		Log:             log.Named("delivery"),
 		Metrics:         m,
 	}
@@ -137,6 +144,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		return nil, nil, err
 	}
 	if keys != nil {
+		g.sizes["wkd"] = keys.Len
 		g.jobs = append(g.jobs, func(ctx context.Context) { keys.Run(ctx, 10*time.Minute) })
 	}
 	srv := newRelay(cfg, tlsCfg, engine, deliverer, pgp, rec, m, log.Named("relay"))
@@ -179,6 +187,15 @@ func outboundTLS(cfg *config.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("outbound.tls: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// sizeOf reads g's structure sizes.
+func (g *generation) sizeOf() map[string]int {
+	out := make(map[string]int, len(g.sizes))
+	for name, n := range g.sizes {
+		out[name] = n()
+	}
+	return out
 }
 
 // sessions is the number of SMTP sessions g's servers hold open.

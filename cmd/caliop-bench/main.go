@@ -57,6 +57,11 @@ type options struct {
 	runTimeout time.Duration
 	keep       bool
 	repeat     int
+	// The provider's mix (-mix): domain counts, messages per pass,
+	// LMTP sessions.
+	mix         []int
+	mixMessages int
+	mixSessions int
 }
 
 func main() {
@@ -73,10 +78,17 @@ func main() {
 	flag.DurationVar(&o.runTimeout, "timeout", 90*time.Second, "bound on each run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, caliop log)")
 	flag.IntVar(&o.repeat, "repeat", 1, "runs of each throughput measure; the report gives medians")
+	var mix string
+	flag.StringVar(&mix, "mix", "", "run the provider's mix instead, for these domain counts (e.g. 1,100,1000,10000); needs root for 127.0.2.1:443")
+	flag.IntVar(&o.mixMessages, "mix-messages", 5000, "messages per mix pass")
+	flag.IntVar(&o.mixSessions, "mix-sessions", 20, "LMTP sessions of the mix")
 	flag.Parse()
 	var err error
 	if o.sessions, err = ints(sessions); err == nil {
 		o.messages, err = ints(messages)
+	}
+	if err == nil && mix != "" {
+		o.mix, err = ints(mix)
 	}
 	if err == nil && len(o.sessions) != len(o.messages) {
 		err = fmt.Errorf("-sessions and -messages differ in length")
@@ -111,6 +123,10 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		}
 	}
 	version, _ := exec.Command(o.caliop, "version").Output()
+	if len(o.mix) > 0 {
+		fmt.Fprintf(w, "Caliop benchmark: %s\n", strings.TrimSpace(string(version)))
+		return runMix(ctx, o, dir, w)
+	}
 
 	wd, err := startWorld(o, dir)
 	if err != nil {
@@ -295,6 +311,10 @@ func (r sourceRun) check() error {
 		return fmt.Errorf("caliop, %d sessions: %d of %d messages reached the sink without TLS", r.Sessions, want-r.Sink.TLSMessages, want)
 	}
 	return nil
+}
+
+func add(a, b sinkCounts) sinkCounts {
+	return sinkCounts{a.Connections + b.Connections, a.Messages + b.Messages, a.TLSMessages + b.TLSMessages, a.Bytes + b.Bytes}
 }
 
 func sub(a, b sinkCounts) sinkCounts {

@@ -30,6 +30,7 @@ type sink struct {
 	messages    atomic.Int64
 	tlsMessages atomic.Int64
 	bytes       atomic.Int64
+	handshakes  atomic.Int64 // TLS handshakes completed
 }
 
 type sinkCounts struct {
@@ -41,7 +42,12 @@ func startSink(name string) (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return startSinkOn("127.0.0.1:0", name, cert)
+}
+
+// startSinkOn starts a sink on addr presenting cert.
+func startSinkOn(addr, name string, cert tls.Certificate) (*sink, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +57,8 @@ func startSink(name string) (*sink, error) {
 		return &sinkSession{s: s, c: c}, nil
 	}))
 	s.srv.Domain = name
-	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert},
+		VerifyConnection: func(tls.ConnectionState) error { s.handshakes.Add(1); return nil }}
 	s.srv.ReadTimeout = time.Minute
 	s.srv.WriteTimeout = time.Minute
 	s.srv.MaxRecipients = 1000

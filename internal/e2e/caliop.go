@@ -61,6 +61,9 @@ type Config struct {
 	// Inbound is the inbound: section (the port-25 side in front of the
 	// MTA); it is written only when Inbound.Listen is set.
 	Inbound Inbound
+	// Env is added to the process's environment (SSL_CERT_FILE: the
+	// roots of a test CA).
+	Env []string
 }
 
 // Inbound is the part of Caliop's inbound: section the end-to-end runs
@@ -220,6 +223,9 @@ func Start(bin, dir string, cfg Config, out io.Writer) (*Process, error) {
 	}
 	p.cmd = exec.Command(bin, "serve", "--config", p.ConfigPath)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if len(cfg.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), cfg.Env...)
+	}
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("e2e: start caliop: %w", err)
 	}

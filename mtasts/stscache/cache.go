@@ -300,3 +300,11 @@ func failureKind(err error) tlsrpt.ResultType {
 	}
 	return tlsrpt.STSPolicyFetchError
 }
+
+// Len is the number of domains the cache knows something of: policies,
+// recent failures and re-fetches.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries) + len(c.failed) + len(c.refetched) + len(c.absent)
+}

@@ -15,7 +15,8 @@ func (c *Cache) Run(ctx context.Context, interval time.Duration) {
 	every.Run(ctx, interval, func(ctx context.Context) { c.RefreshDue(ctx) })
 }
 
-// RefreshDue makes one pass over the cache: expired policies are dropped,
+// RefreshDue makes one pass over the cache: expired policies, and
+// failures older than RetryAfter, are dropped,
 // and each policy past its refresh time is fetched again (RFC 8461 §5.1:
 // senders may refresh proactively), under the id the TXT record now gives
 // or the one it had. A failed refresh is tried again RetryAfter later; the
@@ -33,6 +34,19 @@ func (c *Cache) RefreshDue(ctx context.Context) int {
 			expired = append(expired, d)
 		case !now.Before(e.Refresh):
 			due = append(due, *e)
+		}
+	}
+	// Failures and re-fetches matter for RetryAfter only: past it they
+	// are forgotten, so that the maps stay as small as the domains
+	// failing lately.
+	for d, f := range c.failed {
+		if now.Sub(f.at) >= c.cfg.RetryAfter {
+			delete(c.failed, d)
+		}
+	}
+	for d, t := range c.refetched {
+		if now.Sub(t) >= c.cfg.RetryAfter {
+			delete(c.refetched, d)
 		}
 	}
 	c.mu.Unlock()

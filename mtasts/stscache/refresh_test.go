@@ -2,6 +2,7 @@ package stscache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -99,5 +100,26 @@ func TestRefetchAfterFailure(t *testing.T) {
 	}
 	if n := e.fetch.count("example.test"); n != 3 {
 		t.Errorf("%d fetches, want 3", n)
+	}
+}
+
+// TestFailuresForgotten: failed fetches of 1,000 domains are remembered
+// for RetryAfter (no fetch storm), then forgotten by the next pass, so
+// that the cache does not grow with every domain that ever failed.
+func TestFailuresForgotten(t *testing.T) {
+	e := newEnv(t)
+	for i := range 1000 {
+		d := fmt.Sprintf("d%d.test", i)
+		e.dns.set(d, "1")
+		e.fetch.serve(d, nil, errors.New("connection refused"))
+		e.lookup(d)
+	}
+	if n := e.c.Len(); n < 1000 {
+		t.Fatalf("Len %d after 1,000 failed fetches, want them remembered", n)
+	}
+	e.clock.Advance(DefaultRetryAfter)
+	e.c.RefreshDue(context.Background())
+	if n := e.c.Len(); n != 0 {
+		t.Errorf("Len %d after RetryAfter and a pass, want 0", n)
 	}
 }

@@ -98,3 +98,10 @@ func (p *Partners) now() time.Time {
 	}
 	return time.Now()
 }
+
+// Len is the number of domains whose last check is remembered.
+func (p *Partners) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.checked)
+}

@@ -233,3 +233,10 @@ func cmpOr(d, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// Len is the number of addresses held: lookup results and pinned keys.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries) + len(c.pins)
+}

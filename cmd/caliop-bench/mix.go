@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/caliop/relay/internal/e2e"
+)
+
+// mixRun is one pass of the provider's mix through Caliop's LMTP
+// listener.
+type mixRun struct {
+	Domains    int
+	Messages   int
+	Rcpts      int
+	Refused    int // recipients not answered 250
+	Elapsed    time.Duration
+	CPU        time.Duration // caliop's
+	DNS        int64         // queries caliop sent
+	STSFetches int64
+	WKDFetches int64
+	Handshakes int64 // TLS handshakes the sinks completed
+	Sink       sinkCounts
+	Latency    []time.Duration // per LMTP transaction, MAIL to the last reply
+}
+
+// runMix runs the mix for each domain count of o.mix: a world of that
+// many domains, Caliop on it, a first pass (cold: policies fetched, keys
+// looked up, connections opened) and a measured pass on the warm process.
+func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
+	fmt.Fprintf(w, "Caliop provider mix: LMTP, %d sessions, %d-byte messages, 1 to 4 recipients (mean 2.5), domains drawn Zipf (s=%.1f); machine: %s\n",
+		o.mixSessions, o.size, mixZipfS, machine())
+	fmt.Fprintf(w, "%8s %5s %8s %8s %9s %8s %8s %9s %9s %8s %8s %8s %9s %9s\n",
+		"domains", "pass", "messages", "msg/s", "cpu µs/msg", "dns/msg", "sts get", "wkd get", "tls/msg", "p50 ms", "p99 ms", "rss MiB", "pool", "series")
+	for _, n := range o.mix {
+		if err := mixOnce(ctx, o, dir, n, w); err != nil {
+			return fmt.Errorf("mix of %d domains: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) error {
+	dir = filepath.Join(dir, fmt.Sprintf("mix-%d", n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	world, err := startMixWorld(n, dir)
+	if err != nil {
+		return err
+	}
+	defer world.close()
+	lmtp, err := e2e.FreeAddr()
+	if err != nil {
+		return err
+	}
+	metricsAddr, err := e2e.FreeAddr()
+	if err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "caliop.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	proc, err := e2e.Start(o.caliop, dir, e2e.Config{
+		DataDir: filepath.Join(dir, "data"), DNS: world.dns.Addr, LMTP: lmtp, Metrics: metricsAddr,
+		MXPort: world.mxPort(), LogLevel: o.logLevel, Env: []string{"SSL_CERT_FILE=" + world.caFile},
+	}, logf)
+	if err != nil {
+		return err
+	}
+	defer proc.Stop(10 * time.Second)
+	for pass, name := range []string{"cold", "warm"} {
+		r, err := mixPass(ctx, o, world, proc, lmtp, n, uint64(pass))
+		if err != nil {
+			return fmt.Errorf("%s pass: %w (log: %s)", name, err, logf.Name())
+		}
+		rss, _ := e2e.ProcStatusBytes(proc.Pid(), "VmRSS")
+		pool, series := scrape(metricsAddr)
+		fmt.Fprintf(w, "%8d %5s %8d %8.0f %9.0f %8.2f %8d %9d %9.3f %8.2f %8.2f %8.1f %9s %9d\n",
+			n, name, r.Messages, float64(r.Messages)/r.Elapsed.Seconds(), float64(r.CPU.Microseconds())/float64(r.Messages),
+			float64(r.DNS)/float64(r.Messages), r.STSFetches, r.WKDFetches, float64(r.Handshakes)/float64(r.Messages),
+			msf(percentile(r.Latency, 50)), msf(percentile(r.Latency, 99)), float64(rss)/(1<<20), pool, series)
+		if r.Refused > 0 {
+			fmt.Fprintf(w, "         %d of %d recipients not accepted (see %s)\n", r.Refused, r.Rcpts, logf.Name())
+		}
+	}
+	return nil
+}
+
+// mixZipfS is the Zipf exponent of the domain draw: a few big domains,
+// a long tail.
+const mixZipfS = 1.1
+
+// mixPass sends o.mixMessages messages over o.mixSessions LMTP sessions
+// and measures the pass.
+func mixPass(ctx context.Context, o options, world *mixWorld, proc *e2e.Process, lmtp string, n int, seed uint64) (mixRun, error) {
+	r := mixRun{Domains: n, Messages: o.mixMessages}
+	sink0, hs0 := world.sinkTotals()
+	dns0, sts0, wkd0 := len(world.dns.Queries()), world.stsFetches.Load(), world.wkdFetches.Load()
+	cpu0, start := cpuTime(proc.Pid()), time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, o.mixSessions)
+	per := o.mixMessages / o.mixSessions
+	for s := range o.mixSessions {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(s)))
+			var zipf *rand.Zipf
+			if n > 1 {
+				zipf = rand.NewZipf(rng, mixZipfS, 1, uint64(n-1))
+			}
+			lat, rcpts, refused, err := mixSession(ctx, lmtp, o, per, rng, zipf)
+			mu.Lock()
+			r.Latency, r.Rcpts, r.Refused = append(r.Latency, lat...), r.Rcpts+rcpts, r.Refused+refused
+			mu.Unlock()
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	r.Messages = per * o.mixSessions
+	r.Elapsed, r.CPU = time.Since(start), cpuTime(proc.Pid())-cpu0
+	close(errs)
+	if err := <-errs; err != nil {
+		return r, err
+	}
+	sink1, hs1 := world.sinkTotals()
+	r.Sink, r.Handshakes = sub(sink1, sink0), hs1-hs0
+	r.DNS = int64(len(world.dns.Queries()) - dns0)
+	r.STSFetches, r.WKDFetches = world.stsFetches.Load()-sts0, world.wkdFetches.Load()-wkd0
+	return r, nil
+}
+
+// mixSession sends count messages on one LMTP connection.
+func mixSession(ctx context.Context, addr string, o options, count int, rng *rand.Rand, zipf *rand.Zipf) (lat []time.Duration, rcpts, refused int, err error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	c.CommandTimeout, c.SubmissionTimeout = time.Minute, time.Minute
+	if err := c.Hello("mta.bench.test"); err != nil {
+		return nil, 0, 0, err
+	}
+	body := mixBody(o.size)
+	for range count {
+		if ctx.Err() != nil {
+			return lat, rcpts, refused, ctx.Err()
+		}
+		to := map[string]bool{}
+		for k := 1 + rng.IntN(4); len(to) < k; {
+			d := 0
+			if zipf != nil {
+				d = int(zipf.Uint64())
+			}
+			to["u"+strconv.Itoa(rng.IntN(10))+"@"+mixDomain(d)] = true
+		}
+		t0 := time.Now()
+		if err := c.Mail("sender@bench.test", nil); err != nil {
+			return lat, rcpts, refused, err
+		}
+		for _, a := range slices.Sorted(maps(to)) {
+			rcpts++
+			if err := c.Rcpt(a, nil); err != nil {
+				refused++
+			}
+		}
+		wc, err := c.Data()
+		if err != nil {
+			return lat, rcpts, refused, err
+		}
+		wc.Write(body)
+		resp, err := wc.CloseWithLMTPResponse()
+		if err != nil {
+			if lerr, ok := err.(smtp.LMTPDataError); ok {
+				refused += len(lerr)
+			} else {
+				return lat, rcpts, refused, err
+			}
+		}
+		_ = resp
+		lat = append(lat, time.Since(t0))
+	}
+	c.Quit()
+	return lat, rcpts, refused, nil
+}
+
+func maps(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// mixBody is a message of about size bytes.
+func mixBody(size int) []byte {
+	var b strings.Builder
+	b.WriteString("From: sender@bench.test\r\nTo: mix@bench.test\r\nSubject: mix\r\n\r\n")
+	for b.Len() < size {
+		b.WriteString(strings.Repeat("x", 78) + "\r\n")
+	}
+	return []byte(b.String())
+}
+
+// scrape reads Caliop's /metrics: the pool and cache sizes it reports
+// (caliop_cache_entries) and the number of series.
+func scrape(addr string) (sizes string, series int) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "?", 0
+	}
+	defer resp.Body.Close()
+	var parts []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		series++
+		if rest, ok := strings.CutPrefix(line, `caliop_cache_entries{cache="`); ok {
+			name, v, _ := strings.Cut(rest, `"} `)
+			parts = append(parts, name+"="+v)
+		}
+	}
+	if len(parts) == 0 {
+		return "-", series
+	}
+	return strings.Join(parts, ","), series
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
