@@ -66,6 +66,7 @@ func (p *Pool) get(k poolKey, deadline time.Time) *client {
 			continue // the timer is closing it
 		}
 		e.c.Net.SetDeadline(deadline)
+		e.c.Resume()
 		if err := e.c.owe(); err != nil {
 			e.c.Net.Close()
 			continue
@@ -91,6 +92,7 @@ func (p *Pool) put(k poolKey, c *client) {
 		p.idle = map[poolKey][]*pooled{}
 	}
 	c.Net.SetDeadline(time.Time{})
+	c.Release()
 	e := &pooled{c: c}
 	e.timer = time.AfterFunc(p.Idle, func() { p.expire(k, e) })
 	p.idle[k] = append(p.idle[k], e)

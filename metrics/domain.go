@@ -119,15 +119,30 @@ func (l *labeler) label(domain string, mxs []string) (value string, folded bool,
 	return Other, true, ""
 }
 
+// countSample is how many candidates a full table looks at to find one
+// to forget.
+const countSample = 16
+
 // count adds one observation of domain to the table and returns its
-// count. Called with mu held.
+// count. A full table forgets the least seen of a few candidates taken at
+// random (map iteration starts at a random place), in constant time: an
+// approximate least-frequently-used, as the long tail of destinations
+// would make a full scan per new domain the relay's largest cost. Called
+// with mu held.
 func (l *labeler) count(domain string) int64 {
 	if _, ok := l.counts[domain]; !ok && len(l.counts) >= l.candidates() {
 		var least string
 		var ln int64
+		seen := 0
 		for d, c := range l.counts {
-			if !l.slots[d] && (least == "" || c < ln) {
+			if l.slots[d] {
+				continue
+			}
+			if least == "" || c < ln {
 				least, ln = d, c
+			}
+			if seen++; seen == countSample {
+				break
 			}
 		}
 		delete(l.counts, least)

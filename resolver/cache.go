@@ -69,6 +69,10 @@ func (c *cache) put(k cacheKey, e cacheEntry) {
 	}
 	now := c.now()
 	e.expires = now.Add(min(ttl, MaxCacheTTL))
+	// What lookups read: the header and the answer. The authority and
+	// additional sections (SOA, OPT) are dropped, a third of a small
+	// answer's memory.
+	e.msg = &dns.Msg{MsgHdr: e.msg.MsgHdr, Compress: e.msg.Compress, Question: e.msg.Question, Answer: e.msg.Answer}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
@@ -77,22 +81,29 @@ func (c *cache) put(k cacheKey, e cacheEntry) {
 	c.entries[k] = e
 }
 
-// evict makes room for one entry: every expired entry goes, or if none had
-// expired, one arbitrary entry. Called with mu held.
+// evictSample is how many entries evict looks at.
+const evictSample = 8
+
+// evict makes room for one entry in constant time: of a few entries
+// taken at random (map iteration starts at a random place), the expired
+// ones go, or else the one closest to expiry. Called with mu held.
 func (c *cache) evict(now time.Time) {
-	removed := false
+	var victim cacheKey
+	var soonest time.Time
+	removed, seen := false, 0
 	for k, e := range c.entries {
 		if !now.Before(e.expires) {
 			delete(c.entries, k)
 			removed = true
+		} else if soonest.IsZero() || e.expires.Before(soonest) {
+			victim, soonest = k, e.expires
+		}
+		if seen++; seen == evictSample {
+			break
 		}
 	}
-	if removed {
-		return
-	}
-	for k := range c.entries {
-		delete(c.entries, k)
-		return
+	if !removed {
+		delete(c.entries, victim)
 	}
 }
 

@@ -44,8 +44,8 @@ type mixRun struct {
 func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
 	fmt.Fprintf(w, "Caliop provider mix: LMTP, %d sessions, %d-byte messages, 1 to 4 recipients (mean 2.5), domains drawn Zipf (s=%.1f); machine: %s\n",
 		o.mixSessions, o.size, mixZipfS, machine())
-	fmt.Fprintf(w, "%8s %5s %8s %8s %9s %8s %8s %9s %9s %8s %8s %8s %9s %9s\n",
-		"domains", "pass", "messages", "msg/s", "cpu µs/msg", "dns/msg", "sts get", "wkd get", "tls/msg", "p50 ms", "p99 ms", "rss MiB", "pool", "series")
+	fmt.Fprintf(w, "%8s %5s %8s %8s %10s %9s %10s %8s %8s %8s %8s %8s %8s %8s  %s\n",
+		"domains", "pass", "messages", "msg/s", "cpu µs/msg", "deliv/msg", "µs/deliv", "dns/msg", "sts get", "wkd get", "tls/msg", "p50 ms", "p99 ms", "rss MiB", "series, sizes")
 	for _, n := range o.mix {
 		if err := mixOnce(ctx, o, dir, n, w); err != nil {
 			return fmt.Errorf("mix of %d domains: %w", n, err)
@@ -92,10 +92,12 @@ func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) err
 		}
 		rss, _ := e2e.ProcStatusBytes(proc.Pid(), "VmRSS")
 		pool, series := scrape(metricsAddr)
-		fmt.Fprintf(w, "%8d %5s %8d %8.0f %9.0f %8.2f %8d %9d %9.3f %8.2f %8.2f %8.1f %9s %9d\n",
+		deliveries := float64(max(r.Sink.Messages, 1))
+		fmt.Fprintf(w, "%8d %5s %8d %8.0f %10.0f %9.2f %10.0f %8.2f %8d %8d %8.3f %8.2f %8.2f %8.1f  %d, %s\n",
 			n, name, r.Messages, float64(r.Messages)/r.Elapsed.Seconds(), float64(r.CPU.Microseconds())/float64(r.Messages),
+			deliveries/float64(r.Messages), float64(r.CPU.Microseconds())/deliveries,
 			float64(r.DNS)/float64(r.Messages), r.STSFetches, r.WKDFetches, float64(r.Handshakes)/float64(r.Messages),
-			msf(percentile(r.Latency, 50)), msf(percentile(r.Latency, 99)), float64(rss)/(1<<20), pool, series)
+			msf(percentile(r.Latency, 50)), msf(percentile(r.Latency, 99)), float64(rss)/(1<<20), series, pool)
 		if r.Refused > 0 {
 			fmt.Fprintf(w, "         %d of %d recipients not accepted (see %s)\n", r.Refused, r.Rcpts, logf.Name())
 		}

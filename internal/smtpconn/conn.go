@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -42,10 +43,39 @@ func New(conn net.Conn) *Conn {
 	return &Conn{Net: conn, Text: newText(conn)}
 }
 
+// readers and writers hold the buffers of idle connections (Release),
+// so that a pool of idle connections costs no 32 KiB each.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
 func newText(conn net.Conn) *textproto.Conn {
-	return &textproto.Conn{
-		Reader: *textproto.NewReader(bufio.NewReaderSize(conn, bufSize)),
-		Writer: *textproto.NewWriter(bufio.NewWriterSize(conn, bufSize)),
+	r := readers.Get().(*bufio.Reader)
+	r.Reset(conn)
+	w := writers.Get().(*bufio.Writer)
+	w.Reset(conn)
+	return &textproto.Conn{Reader: *textproto.NewReader(r), Writer: *textproto.NewWriter(w)}
+}
+
+// Release gives the buffers back while the connection is idle; Resume
+// takes buffers again before the next command. A connection with
+// unread replies or unsent bytes keeps its own.
+func (c *Conn) Release() {
+	if c.Text == nil || c.Text.R.Buffered() > 0 || c.Text.W.Buffered() > 0 {
+		return
+	}
+	c.Text.R.Reset(nil)
+	c.Text.W.Reset(nil)
+	readers.Put(c.Text.R)
+	writers.Put(c.Text.W)
+	c.Text = nil
+}
+
+// Resume undoes Release.
+func (c *Conn) Resume() {
+	if c.Text == nil {
+		c.Text = newText(c.Net)
 	}
 }
 
@@ -117,6 +147,7 @@ func (c *Conn) StartTLS(cfg *tls.Config) (tls.ConnectionState, error) {
 
 // Quit says QUIT without waiting long for the reply, and closes.
 func (c *Conn) Quit() {
+	c.Resume()
 	c.Net.SetDeadline(time.Now().Add(time.Second))
 	c.Text.PrintfLine("QUIT")
 	c.Net.Close()

@@ -37,7 +37,10 @@ func (c *Cache) refresh(ctx context.Context, address string) Result {
 	c.mu.Lock()
 	c.entries[address] = e
 	c.mu.Unlock()
-	if e.State != StateUnknown {
+	// Keys are kept across restarts; a no-key answer only in cluster
+	// mode, where it spares the other replicas the lookup: alone, a
+	// synced write per new address would cost more than the lookup.
+	if e.State == StateKey || e.State == StateChanged || e.State == StateNoKey && c.cfg.Shared {
 		if err := c.cfg.Store.Put(bucket, address, e); err != nil {
 			c.cfg.Log.Warn("wkd cache write failed", zap.String("address", address), zap.Error(err))
 		}
