@@ -46,35 +46,77 @@ func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
 		o.mixSessions, o.size, mixZipfS, machine())
 	fmt.Fprintf(w, "%8s %5s %8s %8s %10s %9s %10s %8s %8s %8s %8s %8s %8s %8s  %s\n",
 		"domains", "pass", "messages", "msg/s", "cpu µs/msg", "deliv/msg", "µs/deliv", "dns/msg", "sts get", "wkd get", "tls/msg", "p50 ms", "p99 ms", "rss MiB", "series, sizes")
-	for _, n := range o.mix {
-		if err := mixOnce(ctx, o, dir, n, w); err != nil {
-			return fmt.Errorf("mix of %d domains: %w", n, err)
+	var warm []mixWarm
+	for rep := range max(o.repeat, 1) {
+		for _, n := range o.mix {
+			m, err := mixOnce(ctx, o, dir, n, w)
+			if err != nil {
+				return fmt.Errorf("mix of %d domains: %w", n, err)
+			}
+			m.rep = rep
+			warm = append(warm, m)
 		}
 	}
+	mixMedians(w, o, warm)
 	return nil
 }
 
-func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) error {
-	dir = filepath.Join(dir, fmt.Sprintf("mix-%d", n))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// mixWarm is what the medians are made of: one warm pass.
+type mixWarm struct {
+	rep, domains     int
+	rate, perMsg     float64 // msg/s, CPU µs per message
+	perDelivery, rss float64 // CPU µs per downstream delivery, MiB
+}
+
+// mixMedians prints, per domain count, the medians over the repetitions
+// of the warm passes, and the CPU against the first domain count's (the
+// single-domain figure when -mix starts with 1), each ratio computed
+// within one repetition.
+func mixMedians(w io.Writer, o options, runs []mixWarm) {
+	base := map[int]mixWarm{}
+	for _, r := range runs {
+		if r.domains == o.mix[0] {
+			base[r.rep] = r
+		}
+	}
+	fmt.Fprintf(w, "\nmedians of %d warm passes; ratios against %d domain(s), within each repetition\n", max(o.repeat, 1), o.mix[0])
+	fmt.Fprintf(w, "%8s %8s %10s %10s %12s %12s %8s\n", "domains", "msg/s", "cpu µs/msg", "µs/deliv", "×, per msg", "×, per deliv", "rss MiB")
+	for _, n := range o.mix {
+		var rate, msg, del, rm, rd, rss []float64
+		for _, r := range runs {
+			if r.domains != n {
+				continue
+			}
+			b := base[r.rep]
+			rate, msg, del, rss = append(rate, r.rate), append(msg, r.perMsg), append(del, r.perDelivery), append(rss, r.rss)
+			rm, rd = append(rm, r.perMsg/b.perMsg), append(rd, r.perDelivery/b.perDelivery)
+		}
+		fmt.Fprintf(w, "%8d %8.0f %10.0f %10.0f %12.2f %12.2f %8.1f\n", n, median(rate), median(msg), median(del), median(rm), median(rd), median(rss))
+	}
+}
+
+func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) (mixWarm, error) {
+	var out mixWarm
+	dir, err := os.MkdirTemp(dir, fmt.Sprintf("mix-%d-", n))
+	if err != nil {
+		return out, err
 	}
 	world, err := startMixWorld(n, dir)
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer world.close()
 	lmtp, err := e2e.FreeAddr()
 	if err != nil {
-		return err
+		return out, err
 	}
 	metricsAddr, err := e2e.FreeAddr()
 	if err != nil {
-		return err
+		return out, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "caliop.log"))
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer logf.Close()
 	proc, err := e2e.Start(o.caliop, dir, e2e.Config{
@@ -82,13 +124,13 @@ func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) err
 		MXPort: world.mxPort(), LogLevel: o.logLevel, Env: []string{"SSL_CERT_FILE=" + world.caFile},
 	}, logf)
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer proc.Stop(10 * time.Second)
 	for pass, name := range []string{"cold", "warm"} {
 		r, err := mixPass(ctx, o, world, proc, lmtp, n, uint64(pass))
 		if err != nil {
-			return fmt.Errorf("%s pass: %w (log: %s)", name, err, logf.Name())
+			return out, fmt.Errorf("%s pass: %w (log: %s)", name, err, logf.Name())
 		}
 		rss, _ := e2e.ProcStatusBytes(proc.Pid(), "VmRSS")
 		pool, series := scrape(metricsAddr)
@@ -101,8 +143,11 @@ func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) err
 		if r.Refused > 0 {
 			fmt.Fprintf(w, "         %d of %d recipients not accepted (see %s)\n", r.Refused, r.Rcpts, logf.Name())
 		}
+		cpu := float64(r.CPU.Microseconds())
+		out = mixWarm{domains: n, rate: float64(r.Messages) / r.Elapsed.Seconds(), perMsg: cpu / float64(r.Messages),
+			perDelivery: cpu / deliveries, rss: float64(rss) / (1 << 20)}
 	}
-	return nil
+	return out, nil
 }
 
 // mixZipfS is the Zipf exponent of the domain draw: a few big domains,
