@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -189,4 +190,24 @@ func TestOutboundConnectionLimits(t *testing.T) {
 	c.must("RCPT TO:<b@example.test>", "250")
 	c.data(simpleBody)
 	c.expect("250")
+}
+
+// TestOverlongLineNotACommand: the rest of a command line longer than
+// the connection's buffer is not a command of its own. A trusted client
+// hiding "XFORWARD ..." past the buffer's end gets no 250 from Caliop's
+// rules: go-smtp refuses the whole line.
+func TestOverlongLineNotACommand(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	c := dialRaw(t, w.smtp)
+	c.must("EHLO mta.test", "250")
+	fmt.Fprintf(c.conn, "NOOP %s\r\nNOOP\r\n", strings.Repeat("x", 16<<10-len("NOOP "))+"XFORWARD ADDR=192.0.2.66") // the tail starts at the buffer's end
+	var replies []string
+	for range 2 {
+		replies = append(replies, c.reply())
+	}
+	for _, r := range replies {
+		if strings.Contains(r, "XFORWARD") || strings.HasPrefix(r, "250 2.0.0 Ok") {
+			t.Errorf("the tail of an over-long line was taken as a command: replies %q", replies)
+		}
+	}
 }

@@ -178,7 +178,7 @@ func (s *Server) serve(srv *smtp.Server, l net.Listener) error { return s.front.
 // trusted clients; STARTTLS and everything after it are go-smtp's.
 func (s *Server) wrap(raw net.Conn, release func()) *smtpfront.Conn {
 	rules := &xforwardRules{offer: s.trusted(smtpfront.RemoteAddr(raw))}
-	return smtpfront.NewConn(raw, smtpfront.ConnOptions{Rules: rules, BufSize: 64 << 10}, release)
+	return smtpfront.NewConn(raw, smtpfront.ConnOptions{Rules: rules, BufSize: 16 << 10}, release)
 }
 
 // Sessions is the number of client connections open.

@@ -47,6 +47,9 @@ type Conn struct {
 	dot      Dot // end-of-data detector in modeData
 	bdatLeft int64
 	verb     string // verb of the last command read
+	// midLine: the last command line handed over was the start of a
+	// line longer than the buffer; its rest is not a command.
+	midLine bool
 
 	// Write side.
 	wmu  sync.Mutex
@@ -174,6 +177,16 @@ func (c *Conn) bodyDeadline() {
 // before go-smtp has taken all of it.
 func (c *Conn) readCommand() {
 	line, err := c.br.ReadSlice('\n')
+	if c.midLine {
+		// The rest of an over-long line goes to go-smtp as it is, which
+		// refuses the line; the rules never see it as a command.
+		c.midLine = err == bufio.ErrBufferFull
+		if err == bufio.ErrBufferFull {
+			err = nil
+		}
+		c.pending, c.rerr = line, err
+		return
+	}
 	tooLong := err == bufio.ErrBufferFull || err == nil && c.opts.MaxLine > 0 && len(line) > c.opts.MaxLine
 	switch {
 	case tooLong && c.opts.MaxLine > 0:
@@ -186,7 +199,9 @@ func (c *Conn) readCommand() {
 		}
 		c.Say("500 5.5.0 Line too long")
 	case tooLong:
-		c.pending = line // go-smtp refuses the over-long line
+		// go-smtp answers the over-long line (or refuses it).
+		c.verb = Verb(line)
+		c.pending, c.midLine = line, err == bufio.ErrBufferFull
 	case err != nil:
 		c.pending, c.rerr = line, err
 	default:
