@@ -72,7 +72,7 @@ func Defaults() *Config {
 	return &Config{
 		Hostname: host,
 		DataDir:  "./caliop-data",
-		DNS:      DNS{Timeout: Duration(5 * time.Second), CacheSize: 10000},
+		DNS:      DNS{Timeout: Duration(5 * time.Second), CacheSize: 50000},
 		Outbound: Outbound{
 			SMTP:            "127.0.0.1:10025",
 			LMTP:            "127.0.0.1:10024",
