@@ -19,9 +19,17 @@
 // p50/p99 of sequential messages on one connection and what Caliop adds,
 // Caliop's CPU time per run and its peak RSS (VmHWM).
 //
+// Also reported, per session count: Caliop's CPU per message against the
+// protocol floor, the server half (the sink's CPU taking the messages
+// straight from smtp-source) plus the client half (the sink's CPU taking
+// them from Caliop over TLS), medians over -repeat runs.
+//
 // Run it with `make bench`, or:
 //
-//	go run ./internal/bench [-caliop bin/caliop] [-sessions 20,100] [-messages 20000,20000]
+//	go run ./cmd/caliop-bench [-caliop bin/caliop] [-sessions 20,100] [-messages 20000,20000] [-repeat 5] [-d=false]
+//
+// With -mix 1,100,1000,10000 it runs a provider's destination mix
+// instead (make bench-mix; mix.go, mixworld.go).
 //
 // It needs smtp-source from the postfix package (not a running Postfix).
 // Every run checks that the sink received exactly the messages sent and,
