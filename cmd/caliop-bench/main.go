@@ -69,6 +69,7 @@ type options struct {
 	// LMTP sessions.
 	mix         []int
 	mixMessages int
+	mixWarmup   int
 	mixSessions int
 }
 
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&mix, "mix", "", "run the provider's mix instead, for these domain counts (e.g. 1,100,1000,10000); needs root for 127.0.2.1:443")
 	flag.IntVar(&o.mixMessages, "mix-messages", 5000, "messages per mix pass")
 	flag.IntVar(&o.mixSessions, "mix-sessions", 20, "LMTP sessions of the mix")
+	flag.IntVar(&o.mixWarmup, "mix-warmup", 0, "messages of the cold pass (0: as -mix-messages)")
 	flag.Parse()
 	var err error
 	if o.sessions, err = ints(sessions); err == nil {

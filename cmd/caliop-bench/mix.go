@@ -40,7 +40,8 @@ type mixRun struct {
 
 // runMix runs the mix for each domain count of o.mix: a world of that
 // many domains, Caliop on it, a first pass (cold: policies fetched, keys
-// looked up, connections opened) and a measured pass on the warm process.
+// looked up, connections opened; o.mixWarmup messages, or o.mixMessages)
+// and a measured pass of o.mixMessages on the warm process.
 func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
 	fmt.Fprintf(w, "Caliop provider mix: LMTP, %d sessions, %d-byte messages, 1 to 4 recipients (mean 2.5), domains drawn Zipf (s=%.1f); machine: %s\n",
 		o.mixSessions, o.size, mixZipfS, machine())
@@ -128,7 +129,11 @@ func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) (mi
 	}
 	defer proc.Stop(10 * time.Second)
 	for pass, name := range []string{"cold", "warm"} {
-		r, err := mixPass(ctx, o, world, proc, lmtp, n, uint64(pass))
+		count := o.mixMessages
+		if pass == 0 && o.mixWarmup > 0 {
+			count = o.mixWarmup
+		}
+		r, err := mixPass(ctx, o, world, proc, lmtp, n, count, uint64(pass))
 		if err != nil {
 			return out, fmt.Errorf("%s pass: %w (log: %s)", name, err, logf.Name())
 		}
@@ -154,17 +159,17 @@ func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) (mi
 // a long tail.
 const mixZipfS = 1.1
 
-// mixPass sends o.mixMessages messages over o.mixSessions LMTP sessions
+// mixPass sends messages over o.mixSessions LMTP sessions
 // and measures the pass.
-func mixPass(ctx context.Context, o options, world *mixWorld, proc *e2e.Process, lmtp string, n int, seed uint64) (mixRun, error) {
-	r := mixRun{Domains: n, Messages: o.mixMessages}
+func mixPass(ctx context.Context, o options, world *mixWorld, proc *e2e.Process, lmtp string, n, messages int, seed uint64) (mixRun, error) {
+	r := mixRun{Domains: n, Messages: messages}
 	sink0, hs0 := world.sinkTotals()
 	dns0, sts0, wkd0 := len(world.dns.Queries()), world.stsFetches.Load(), world.wkdFetches.Load()
 	cpu0, start := cpuTime(proc.Pid()), time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make(chan error, o.mixSessions)
-	per := o.mixMessages / o.mixSessions
+	per := messages / o.mixSessions
 	for s := range o.mixSessions {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(s)))
