@@ -1,0 +1,125 @@
+package learned
+
+import (
+	"testing"
+	"time"
+
+	"github.com/caliop/relay/internal/testworld/fakeclock"
+	"github.com/caliop/relay/store"
+)
+
+func newLearner(t *testing.T, st Store, clock *fakeclock.Clock) *Learner {
+	t.Helper()
+	return New(Config{Store: st, Now: clock.Now, Exclude: []string{"never.test", ".bulk.test"}})
+}
+
+// deliver counts n sessions to mx, one a day apart when spread.
+func deliver(l *Learner, clock *fakeclock.Clock, domain, mx string, n int, step time.Duration, authenticated, dane bool) {
+	for range n {
+		l.Observe(domain, mx, authenticated, dane)
+		clock.Advance(step)
+	}
+}
+
+// TestPromotion: 20 authenticated sessions over 7 days promote the
+// domain; the store keeps it across a restart; it lapses 60 days after
+// the last authenticated delivery.
+func TestPromotion(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	l := newLearner(t, st, clock)
+	deliver(l, clock, "Example.TEST.", "mx1.mail.example.test", 19, 9*time.Hour, true, false)
+	l.Flush()
+	l.Reload()
+	if _, ok := l.Lookup("example.test"); ok {
+		t.Fatal("promoted after 19 sessions over 7 days")
+	}
+	deliver(l, clock, "example.test", "mx1.mail.example.test", 1, time.Hour, true, false)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := l.Lookup("example.test")
+	if !ok || r.Requirement != Verify || r.Sessions != 20 || r.MX[0] != "mx1.mail.example.test" {
+		t.Fatalf("after 20 sessions over 7 days: %+v %v, want verify", r, ok)
+	}
+	restarted := newLearner(t, st, clock)
+	if err := restarted.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := restarted.Lookup("example.test"); !ok || r.Requirement != Verify {
+		t.Fatalf("after a restart: %+v %v", r, ok)
+	}
+	clock.Advance(DefaultRules.MaxAge)
+	if err := restarted.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := restarted.Lookup("example.test"); ok {
+		t.Error("still in force 60 days after the last authenticated delivery")
+	}
+	if rs, _ := List(st); len(rs) != 0 {
+		t.Errorf("lapsed record kept: %+v", rs)
+	}
+}
+
+// TestNoPromotion: too quick, an encrypted-only session lately, an
+// excluded domain; and DANE on every session learns "dane".
+func TestNoPromotion(t *testing.T) {
+	st, _ := store.Open(t.TempDir())
+	clock := fakeclock.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	l := newLearner(t, st, clock)
+	for _, c := range []struct {
+		domain      string
+		n           int
+		step        time.Duration
+		dane, plain bool // plain: an encrypted-only session last
+	}{
+		{"quick.test", 100, time.Minute, false, false},
+		{"mixed.test", 30, 8 * time.Hour, false, true},
+		{"never.test", 30, 8 * time.Hour, false, false},
+		{"a.bulk.test", 30, 8 * time.Hour, false, false},
+		{"dane.test", 30, 8 * time.Hour, true, false},
+	} {
+		deliver(l, clock, c.domain, "mx."+c.domain, c.n, c.step, true, c.dane)
+		if c.plain {
+			l.Observe(c.domain, "mx."+c.domain, false, false)
+		}
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Reload()
+	for _, d := range []string{"quick.test", "mixed.test", "never.test", "a.bulk.test"} {
+		if r, ok := l.Lookup(d); ok {
+			t.Errorf("%s promoted: %+v", d, r)
+		}
+	}
+	if r, ok := l.Lookup("dane.test"); !ok || r.Requirement != DANE {
+		t.Errorf("dane.test: %+v %v, want dane", r, ok)
+	}
+	if err := Forget(st, "dane.test"); err != nil {
+		t.Fatal(err)
+	}
+	l.Reload()
+	if _, ok := l.Lookup("dane.test"); ok {
+		t.Error("forgotten, still in force")
+	}
+}
+
+func TestAdmits(t *testing.T) {
+	r := Record{MX: []string{"mx1.mail.example.co.uk", "aspmx.l.google.com"}}
+	for host, want := range map[string]bool{
+		"mx1.mail.example.co.uk":  true,
+		"MX2.mail.example.co.uk.": true,  // same registrable domain
+		"new.example.co.uk":       true,  // ditto
+		"mx.attacker.co.uk":       false, // another registrable domain under the same suffix
+		"alt1.aspmx.l.google.com": true,
+		"mx.evil.test":            false,
+	} {
+		if got := r.Admits(host); got != want {
+			t.Errorf("Admits(%s) = %v, want %v", host, got, want)
+		}
+	}
+}
