@@ -32,6 +32,7 @@ type Config struct {
 	Outbound Outbound `yaml:"outbound"`
 	Inbound  Inbound  `yaml:"inbound"`
 	PGP      PGP      `yaml:"pgp"`
+	Learn    Learn    `yaml:"learn"`
 	TLSRPT   TLSRPT   `yaml:"tlsrpt"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Log      Log      `yaml:"log"`
@@ -93,6 +94,7 @@ func Defaults() *Config {
 		},
 		Inbound: inboundDefaults(),
 		PGP:     pgpDefaults(),
+		Learn:   learnDefaults(),
 		Metrics: Metrics{Listen: "127.0.0.1:9464", TopDomains: 50},
 		Log:     Log{Level: "info", Format: "json"},
 		Cluster: clusterDefaults(),
@@ -112,7 +114,7 @@ func (c *Config) finish() error {
 	if o.SMTP == "" && o.LMTP == "" && c.Inbound.Listen == "" {
 		return bad("outbound", "smtp and lmtp are both empty, and inbound.listen too: nothing would listen")
 	}
-	for _, finish := range []func() error{o.finish, c.finishInbound, c.checkListeners, c.finishPGP, c.finishCluster, c.finishMetrics} {
+	for _, finish := range []func() error{o.finish, c.finishInbound, c.checkListeners, c.finishPGP, c.finishLearn, c.finishCluster, c.finishMetrics} {
 		if err := finish(); err != nil {
 			return err
 		}

@@ -85,6 +85,7 @@ type Deliverer struct {
 	Log             *zap.Logger
 	Metrics         *metrics.Metrics // nil disables metrics
 	Report          tlsrpt.Recorder  // TLS-RPT outcomes of new sessions; nil: none
+	Learn           Learner          // what new sessions proved, for learned policies; nil: none
 	Now             func() time.Time
 }
 
@@ -162,10 +163,17 @@ func (d *Deliverer) tryEach(ctx context.Context, plan policy.Plan, env Envelope,
 	return underPolicy(plan, summarise(tried)), class
 }
 
-// underPolicy names the enforced MTA-STS policy in a policy failure
-// (4.7.x), so that the MTA's log says why no MX would do.
+// underPolicy names the enforced MTA-STS policy, or the learned one
+// under enforce, in a policy failure (4.7.x), so that the MTA's log says
+// why no MX would do.
 func underPolicy(plan policy.Plan, r *smtp.SMTPError) *smtp.SMTPError {
-	if !plan.Enforced() || r.EnhancedCode[1] != 7 {
+	if r.EnhancedCode[1] != 7 {
+		return r
+	}
+	if !plan.Enforced() {
+		if l := plan.Learned; l != nil && l.Enforce {
+			r.Message = truncate(l.String(time.Now())+": "+r.Message, 480)
+		}
 		return r
 	}
 	prefix := "MTA-STS policy " + plan.STS.ID + " of " + plan.Domain + " in force"
@@ -245,6 +253,7 @@ func (d *Deliverer) acquire(ctx context.Context, plan policy.Plan, mx policy.MX,
 	}
 	c, err := d.connect(ctx, mx.Host, addr, mx.Require)
 	d.report(plan, mx, addr, c, err)
+	d.learn(plan, mx, c, err)
 	if err != nil {
 		f := connectFailure(mx.Host, addr, err)
 		return nil, key, false, &f

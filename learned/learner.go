@@ -115,24 +115,35 @@ func (l *Learner) Lookup(domain string) (Record, bool) {
 	return r, true
 }
 
-// Count is the number of learned requirements in force, by requirement.
-func (l *Learner) Count() map[Requirement]int {
+// Counts is the number of learned requirements in force, by
+// requirement (caliop_learned_policies).
+func (l *Learner) Counts() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[Requirement]int{Verify: 0, DANE: 0}
+	out := map[string]int{string(Verify): 0, string(DANE): 0}
 	for _, r := range l.known {
-		out[r.Requirement]++
+		out[string(r.Requirement)]++
 	}
 	return out
 }
 
-// Run flushes the counts every interval and reads the requirements in
-// force again (other replicas' promotions, `caliop learned forget`),
-// until ctx ends; it flushes once more before returning.
+// FlushEvery is how many reloads Run makes per flush: counts reach the
+// store every FlushEvery intervals, one write per domain seen meanwhile,
+// so that a relay delivering to thousands of domains writes a few a
+// second at most. Learning takes days: a crash loses minutes of counts.
+const FlushEvery = 10
+
+// Run reads the requirements in force every interval (other replicas'
+// promotions, `caliop learned forget`) and flushes the counts every
+// FlushEvery intervals, until ctx ends; it flushes once more before
+// returning.
 func (l *Learner) Run(ctx context.Context, interval time.Duration) {
+	tick := 0
 	every.Run(ctx, interval, func(context.Context) {
-		if err := l.Flush(); err != nil {
-			l.cfg.Log.Warn("learned policies: flush failed", zap.Error(err))
+		if tick++; tick%FlushEvery == 0 {
+			if err := l.Flush(); err != nil {
+				l.cfg.Log.Warn("learned policies: flush failed", zap.Error(err))
+			}
 		}
 		if err := l.Reload(); err != nil {
 			l.cfg.Log.Warn("learned policies: reload failed", zap.Error(err))

@@ -43,6 +43,8 @@ type Metrics struct {
 	stsFetches     *prometheus.CounterVec
 	stsPolicies    *funcCollector
 	sizes          *funcCollector
+	learnedViol    *prometheus.CounterVec
+	learnedPols    *funcCollector
 	dane           *prometheus.CounterVec
 	wkdLookups     *prometheus.CounterVec
 	wkdDuration    prometheus.Histogram
@@ -138,6 +140,11 @@ func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 		authFailures: counter("caliop_auth_failures_total",
 			"SMTP AUTH failures on the outbound listeners, by reason (bad-credentials, rate-limited).",
 			"reason"),
+		learnedViol: counter("caliop_learned_policy_violations_total",
+			"Sessions that failed a destination's learned TLS policy, by destination domain and RFC 8460 result type: delivered and counted under learn.mode report, deferred under enforce.",
+			"domain", "result_type"),
+		learnedPols: newFuncCollector(prometheus.NewDesc("caliop_learned_policies",
+			"Destination domains with a learned TLS policy in force, by requirement (verify, dane).", []string{"requirement"}, nil)),
 		sizes: newFuncCollector(prometheus.NewDesc("caliop_cache_entries",
 			"Entries of the structures that grow with the destinations (dns, mta-sts, wkd, pool: idle connections, tlsrpt-partners), each bounded.", []string{"cache"}, nil)),
 		certs: newFuncCollector(prometheus.NewDesc("caliop_certificate_expiry_timestamp_seconds",
@@ -145,7 +152,7 @@ func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 	}
 	reg.MustRegister(m.overflow, m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext,
 		m.duration, m.replies, m.stsFetches, m.stsPolicies, m.dane, m.wkdLookups, m.wkdDuration, m.wkdChanges,
-		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs, m.authFailures, m.sizes)
+		m.pgp, m.inSessions, m.tlsrpt, m.tlsrptReceived, m.tlsrptPartner, m.certs, m.authFailures, m.sizes, m.learnedViol, m.learnedPols)
 	if version != "" {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "caliop_build_info", Help: "Always 1; the version label names the build.",
@@ -204,7 +211,7 @@ func (m *Metrics) fold(l *labeler, domain string, mxs []string) string {
 		gone := prometheus.Labels{"domain": evicted}
 		vecs := []interface{ DeletePartialMatch(prometheus.Labels) int }{m.inSessions}
 		if l == m.dest {
-			vecs = []interface{ DeletePartialMatch(prometheus.Labels) int }{m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext, m.tlsrptPartner}
+			vecs = []interface{ DeletePartialMatch(prometheus.Labels) int }{m.outSessions, m.deliveredMsgs, m.deliveredRcpts, m.failures, m.plaintext, m.tlsrptPartner, m.learnedViol}
 		}
 		for _, v := range vecs {
 			v.DeletePartialMatch(gone)
@@ -239,6 +246,29 @@ func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- cm // an invalid label value (not UTF-8) is skipped, never a panic in a scrape
 		}
 	}
+}
+
+// LearnedViolation counts a session that failed dst's learned TLS policy
+// with result type result (caliop_learned_policy_violations_total).
+func (m *Metrics) LearnedViolation(dst Destination, result string) {
+	if m != nil {
+		m.learnedViol.WithLabelValues(m.Domain(dst.Domain, dst.MXs), oneOf(result, failureValues)).Inc()
+	}
+}
+
+// WatchLearned makes caliop_learned_policies read the learned policies
+// in force by requirement from fn at each scrape.
+func (m *Metrics) WatchLearned(fn func() map[string]int) {
+	if m == nil || fn == nil {
+		return
+	}
+	m.learnedPols.set(func() map[string]float64 {
+		out := map[string]float64{"verify": 0, "dane": 0}
+		for k, v := range fn() {
+			out[k] = float64(v)
+		}
+		return out
+	})
 }
 
 // WatchSizes makes caliop_cache_entries read the sizes from fn at each

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/caliop/relay/dane"
 	"github.com/caliop/relay/mtasts"
@@ -79,6 +80,8 @@ type Plan struct {
 	Unusable []Unusable
 	// STS is the MTA-STS policy in force (enforce or testing), if any.
 	STS *STS
+	// Learned is the learned requirement the plan was made under, if any.
+	Learned *Learned
 	// Outcomes are the RFC 8460 §4.3.2 outcomes of the decision itself:
 	// an MX made unusable by its TLSA lookup (dnssec-invalid), TLSA
 	// records all unusable (tlsa-invalid), DANE required but missing
@@ -139,6 +142,14 @@ type Engine struct {
 	// DANERequired lists domains whose every MX must have usable TLSA
 	// records (override level "dane").
 	DANERequired map[string]bool
+	// Learned gives the domains' learned requirements (learn.mode report
+	// or enforce); nil: none. LearnEnforce applies them (enforce).
+	Learned      LearnedPolicies
+	LearnEnforce bool
+	// Now is the time of the decision, for the learned requirements'
+	// ages; nil: time.Now.
+	Now func() time.Time
+
 	// Shuffle randomises hosts of equal preference (RFC 5321 §5.1);
 	// nil means math/rand.
 	Shuffle func(n int, swap func(i, j int))
@@ -194,7 +205,17 @@ func (e *Engine) Plan(ctx context.Context, domain string) (Plan, error) {
 			return p, err
 		}
 	}
+	if p, err = e.applyLearned(p, e.now()); err != nil {
+		return p, err
+	}
 	return checkRequired(p, e.DANERequired[p.Domain])
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 // hosts lists the MX hosts in the order to try: by preference, shuffled

@@ -25,7 +25,7 @@ func planReply(domain string, err error) *smtp.SMTPError {
 	case errors.Is(err, policy.ErrNoMailHost):
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: domain + " has no MX and no address"}
 	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired),
-		errors.Is(err, policy.ErrDANELookup), errors.Is(err, policy.ErrDANERequired):
+		errors.Is(err, policy.ErrDANELookup), errors.Is(err, policy.ErrDANERequired), errors.Is(err, policy.ErrLearned):
 		// DESIGN.md invariant 3: a policy failure is temporary.
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: err.Error()}
 	case errors.Is(err, policy.ErrSTSUnavailable):
@@ -46,7 +46,7 @@ func planFailure(err error) string {
 		return string(tlsrpt.DNSSECInvalid)
 	case errors.Is(err, policy.ErrDANERequired):
 		return string(tlsrpt.DANERequired)
-	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired), errors.Is(err, policy.ErrSTSUnavailable):
+	case errors.Is(err, policy.ErrSTSNoMX), errors.Is(err, policy.ErrSTSRequired), errors.Is(err, policy.ErrSTSUnavailable), errors.Is(err, policy.ErrLearned):
 		return metrics.FailurePolicy
 	case errors.Is(err, policy.ErrDNS), errors.Is(err, policy.ErrNullMX),
 		errors.Is(err, policy.ErrNoDomain), errors.Is(err, policy.ErrNoMailHost):

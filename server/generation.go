@@ -137,6 +137,12 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		Metrics:         m,
 	}
 	engine := newEngine(cfg, res, nil) // its STS comes in finish
+	if learner := newLearner(cfg, p.store, m, log.Named("learned")); learner != nil {
+		engine.Learned, engine.LearnEnforce = learner, cfg.Learn.Mode == "enforce"
+		deliverer.Learn = learner
+		g.jobs = append(g.jobs, func(ctx context.Context) { learner.Run(ctx, time.Minute) },
+			func(context.Context) { m.WatchLearned(learner.Counts) })
+	}
 	topts.SendMail = countedMail(tlsrptsend.Mailer(engine, deliverer), m)
 	g.jobs = append(g.jobs, rec.Run, tlsrptsend.NewSender(rec, topts).Run)
 	pgp, keys, err := newPGP(cfg, p.store, res, dialer.DialContext, m, log.Named("wkd"))
