@@ -172,7 +172,7 @@ func underPolicy(plan policy.Plan, r *smtp.SMTPError) *smtp.SMTPError {
 	}
 	if !plan.Enforced() {
 		if l := plan.Learned; l != nil && l.Enforce {
-			r.Message = truncate(l.String(time.Now())+": "+r.Message, 480)
+			r.Message = truncate(l.String()+": "+r.Message, 480)
 		}
 		return r
 	}

@@ -36,7 +36,7 @@ func (d *Deliverer) learn(plan policy.Plan, mx policy.MX, c *client, err error) 
 		mode = "enforce"
 	}
 	fields := []zap.Field{zap.String("domain", plan.Domain), zap.String("mx", mx.Host), zap.String("mode", mode),
-		zap.String("policy", plan.Learned.String(d.now())), zap.String("result", string(result)), zap.String("reason", reason)}
+		zap.String("policy", plan.Learned.String()), zap.String("result", string(result)), zap.String("reason", reason)}
 	if c != nil && c.tls != nil && len(c.tls.PeerCertificates) > 0 {
 		leaf := c.tls.PeerCertificates[0]
 		fields = append(fields, zap.Strings("cert_names", leaf.DNSNames), zap.String("cert_issuer", leaf.Issuer.String()))

@@ -27,13 +27,15 @@ type Learned struct {
 	// Enforce: the plan applies it (learn.mode enforce); otherwise a
 	// session that would fail it is delivered and counted (report).
 	Enforce bool
+	// At is when the plan was made, for the policy's age.
+	At time.Time
 }
 
 // String names the requirement for replies and logs: "learned TLS policy
 // verify of example.com since 2026-10-02 (63 days)".
-func (l *Learned) String(now time.Time) string {
+func (l *Learned) String() string {
 	r := l.Record
-	return fmt.Sprintf("learned TLS policy %s of %s since %s (%d days)", r.Requirement, r.Domain, r.Since.Format(time.DateOnly), int(now.Sub(r.Since).Hours()/24))
+	return fmt.Sprintf("learned TLS policy %s of %s since %s (%d days)", r.Requirement, r.Domain, r.Since.Format(time.DateOnly), int(l.At.Sub(r.Since).Hours()/24))
 }
 
 // applyLearned puts a domain's learned requirement on p (README, Learned
@@ -55,7 +57,7 @@ func (e *Engine) applyLearned(p Plan, now time.Time) (Plan, error) {
 	if !ok {
 		return p, nil
 	}
-	p.Learned = &Learned{Record: rec, Enforce: e.LearnEnforce}
+	p.Learned = &Learned{Record: rec, Enforce: e.LearnEnforce, At: now}
 	if !e.LearnEnforce {
 		return p, nil
 	}
@@ -72,13 +74,13 @@ func (e *Engine) applyLearned(p Plan, now time.Time) (Plan, error) {
 			kept = append(kept, mx)
 			continue
 		}
-		err := fmt.Errorf("%s: %s", p.Learned.String(now), reason)
+		err := fmt.Errorf("%s: %s", p.Learned.String(), reason)
 		p.Unusable = append(p.Unusable, Unusable{Host: mx.Host, Result: tlsrpt.ValidationFailure, Err: err})
 		why = append(why, mx.Host+": "+reason)
 	}
 	p.MXs = kept
 	if len(kept) == 0 {
-		return p, fmt.Errorf("%w: %s: %s", ErrLearned, p.Learned.String(now), strings.Join(why, "; "))
+		return p, fmt.Errorf("%w: %s: %s", ErrLearned, p.Learned.String(), strings.Join(why, "; "))
 	}
 	return p, nil
 }

@@ -23,8 +23,10 @@ import (
 
 	"github.com/caliop/relay/delivery"
 	"github.com/caliop/relay/internal/testworld/dnstest"
+	"github.com/caliop/relay/internal/testworld/fakeclock"
 	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/internal/testworld/testpki"
+	"github.com/caliop/relay/learned"
 	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/metrics/metricstest"
 	"github.com/caliop/relay/mtasts"
@@ -54,8 +56,14 @@ type world struct {
 	sts   *stscache.Cache
 	tally *tlsrpt.Tally
 
+	// With worldOpts.learn: the learner, its store and its clock.
+	learner    *learned.Learner
+	learnStore store.Store
+	clock      *fakeclock.Clock
+
 	mu    sync.Mutex
 	addrs map[string]string // "127.0.1.N:25", "127.0.2.N:443" → real address
+	hosts map[string]string // MX host → "127.0.1.N:25"
 	next  int
 }
 
@@ -77,6 +85,12 @@ type worldOpts struct {
 	// honourTLSRequiredNo sets Options.HonourTLSRequiredNo.
 	honourTLSRequiredNo bool
 	pgp                 Encrypter // Options.PGP
+	// learn is learn.mode (report or enforce): the world gets a learner
+	// on its own store and fake clock (world.learner, world.clock).
+	learn string
+	// noPool delivers every message on a new connection (a session per
+	// message, as the learner counts them).
+	noPool bool
 	// dnsCache is the resolver's cache size (dns.cache_size); 0: none, so
 	// that a test's DNS change shows at once.
 	dnsCache int
@@ -87,7 +101,7 @@ type worldOpts struct {
 
 func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
-	w := &world{t: t, dns: dnstest.Start(t), ca: testpki.NewCA(t), addrs: map[string]string{}, reg: prometheus.NewRegistry()}
+	w := &world{t: t, dns: dnstest.Start(t), ca: testpki.NewCA(t), addrs: map[string]string{}, hosts: map[string]string{}, reg: prometheus.NewRegistry()}
 	w.metrics = metrics.New(w.reg, "test", o.metrics)
 	res, err := resolver.New(resolver.Config{Servers: []string{w.dns.Addr}, Timeout: time.Second, CacheSize: o.dnsCache})
 	if err != nil {
@@ -129,6 +143,20 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		Log:             zaptest.NewLogger(t),
 		Metrics:         w.metrics,
 		Report:          w.tally,
+	}
+	if o.noPool {
+		w.deliver.Pool = nil
+	}
+	if o.learn != "" {
+		w.clock = fakeclock.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+		st, err := store.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.learnStore = st
+		w.learner = learned.New(learned.Config{Store: st, Now: w.clock.Now})
+		w.engine.Learned, w.engine.LearnEnforce, w.engine.Now = w.learner, o.learn == "enforce", w.clock.Now
+		w.deliver.Learn = w.learner
 	}
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second
@@ -256,8 +284,19 @@ func (w *world) mx(host string, b mxtest.Behavior) *mxtest.Server {
 	w.next++
 	ip := fmt.Sprintf("127.0.1.%d", w.next)
 	w.addrs[ip+":25"] = s.Addr
+	w.hosts[host] = ip + ":25"
 	w.mu.Unlock()
 	w.dns.Add(host + ". 60 IN A " + ip)
+	return s
+}
+
+// hijack puts another MX with behaviour b at host's address, as an
+// attacker on the path would: connections to host reach it from now on.
+func (w *world) hijack(host string, b mxtest.Behavior) *mxtest.Server {
+	s := mxtest.Start(w.t, host, w.ca, b)
+	w.mu.Lock()
+	w.addrs[w.hosts[host]] = s.Addr
+	w.mu.Unlock()
 	return s
 }
 
