@@ -66,6 +66,14 @@ var commands = []command{
 			fs.BoolVar(&f.receive, "receive", false, "take a report mail on standard input (a Postfix pipe)")
 			return f
 		}},
+	{name: "learned list", synopsis: "[--config FILE] [--json]", summary: "list the destinations' learned TLS policies and what is being learned", run: runLearnedList,
+		flags: func(fs *flag.FlagSet) *cmdFlags {
+			f := &cmdFlags{}
+			fs.BoolVar(&f.json, "json", false, "print JSON")
+			return f
+		}},
+	{name: "learned show", synopsis: "[--config FILE] DOMAIN", summary: "show what DOMAIN's deliveries taught and what it requires; exit 1 when nothing was learned", arg: "DOMAIN", run: runLearnedShow},
+	{name: "learned forget", synopsis: "[--config FILE] DOMAIN", summary: "forget DOMAIN's learned policy (a running relay drops it within a minute); learning starts over", arg: "DOMAIN", run: runLearnedForget},
 	{name: "healthcheck", synopsis: "[--config FILE]", summary: "exit 0 when the running relay is ready (/readyz)", run: runHealthcheck},
 	{name: "version", summary: "print the version"},
 	{name: "help", synopsis: "[COMMAND]", summary: "print this help, or a command's"},
@@ -221,6 +229,22 @@ func runTLSRPT(c cmdContext) int {
 		return code
 	}
 	return finish(c.stderr, server.PrintTLSRPT(c.cfg, c.arg, c.stdout))
+}
+
+func runLearnedList(c cmdContext) int {
+	return finish(c.stderr, server.LearnedList(c.cfg, c.flags.json, c.stdout))
+}
+
+func runLearnedShow(c cmdContext) int {
+	found, err := server.LearnedShow(c.cfg, c.arg, c.stdout)
+	if err == nil && !found {
+		return 1
+	}
+	return finish(c.stderr, err)
+}
+
+func runLearnedForget(c cmdContext) int {
+	return finish(c.stderr, server.LearnedForget(c.cfg, c.arg, c.stdout))
 }
 
 func runHealthcheck(c cmdContext) int { return server.Healthcheck(c.cfg, c.stdout, c.stderr) }
