@@ -3,6 +3,7 @@ package check
 import (
 	"time"
 
+	"github.com/caliop/relay/learned"
 	"github.com/caliop/relay/policy"
 )
 
@@ -27,6 +28,11 @@ type Report struct {
 	MX      []MX    `json:"mx"`
 	MTASTS  *MTASTS `json:"mta_sts,omitempty"`
 	TLSRPT  TLSRPT  `json:"tls_rpt"`
+	// Learned is what Caliop learned of the domain (learned policies),
+	// and Requires what that requires under learn.mode, when anything
+	// was learned.
+	Learned  *learned.Record `json:"learned,omitempty"`
+	Requires string          `json:"learned_requires,omitempty"`
 }
 
 // ExitCode is the exit status of `caliop check`: 0 when Caliop would

@@ -30,6 +30,15 @@ func (r Report) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "tls-rpt:  none (%s)\n", r.TLSRPT.Error)
 	}
+	if l := r.Learned; l != nil {
+		req := string(l.Requirement)
+		if req == "" {
+			req = "nothing yet"
+		}
+		fmt.Fprintf(w, "learned:  %s after %d authenticated sessions (%d by DANE), %d encrypted only; mx %s\n",
+			req, l.Sessions, l.DANESessions, l.Encrypted, strings.Join(l.MX, ", "))
+		fmt.Fprintf(w, "          %s\n", r.Requires)
+	}
 }
 
 func writeMX(w io.Writer, m MX) {

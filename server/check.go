@@ -34,9 +34,14 @@ func Check(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (e
 		return 2, err
 	}
 	connect := time.Duration(cfg.Outbound.ConnectTimeout)
+	engine := newEngine(cfg, res, sts)
+	if cfg.Learn.Mode != "off" {
+		// The verdict under the learned policy, as the relay would plan.
+		engine.Learned, engine.LearnEnforce = storeLearned{st, learnRules(cfg)}, cfg.Learn.Mode == "enforce"
+	}
 	c := &check.Checker{
 		DNS:    res,
-		Engine: newEngine(cfg, res, sts),
+		Engine: engine,
 		STS:    sts,
 		Prober: &delivery.Deliverer{
 			Hostname:       cfg.Hostname,
@@ -53,6 +58,7 @@ func Check(cfg *config.Config, domain string, jsonOut bool, stdout io.Writer) (e
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	r := c.Check(ctx, domain)
+	addLearned(cfg, st, &r)
 	if !jsonOut {
 		r.WriteText(stdout)
 		return r.ExitCode(), nil

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/check"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/learned"
 	"github.com/caliop/relay/metrics"
@@ -105,6 +106,42 @@ func describeLearned(cfg *config.Config, r learned.Record, now time.Time) string
 		fmt.Fprintf(&b, "mode:               %s\n", cfg.Learn.Mode)
 	}
 	return b.String()
+}
+
+// storeLearned looks learned requirements up in the store directly, for
+// a command (caliop check) that runs no learner.
+type storeLearned struct {
+	st    store.Store
+	rules learned.Rules
+}
+
+func (s storeLearned) Lookup(domain string) (learned.Record, bool) {
+	var r learned.Record
+	found, err := s.st.Get(learned.Bucket, strings.ToLower(strings.TrimSuffix(domain, ".")), &r)
+	if err != nil || !found || r.Requirement == learned.None || !time.Now().Before(r.Expires(s.rules)) {
+		return learned.Record{}, false
+	}
+	return r, true
+}
+
+// addLearned puts what was learned of r's domain in r, with what it
+// requires under the configured mode.
+func addLearned(cfg *config.Config, st store.Store, r *check.Report) {
+	var rec learned.Record
+	if found, err := st.Get(learned.Bucket, strings.ToLower(strings.TrimSuffix(r.Domain, ".")), &rec); err != nil || !found {
+		return
+	}
+	r.Learned = &rec
+	switch {
+	case rec.Requirement == learned.None:
+		r.Requires = "nothing yet: still learning"
+	case cfg.Learn.Mode == "enforce":
+		r.Requires = fmt.Sprintf("enforced: %s from MX hosts under %s, since %s", rec.Requirement, strings.Join(rec.MX, ", "), rec.Since.Format(time.DateOnly))
+	case cfg.Learn.Mode == "report":
+		r.Requires = fmt.Sprintf("reported only (learn.mode report): enforce would require %s from MX hosts under %s", rec.Requirement, strings.Join(rec.MX, ", "))
+	default:
+		r.Requires = "nothing: learn.mode off"
+	}
 }
 
 // LearnedForget deletes domain's record (`caliop learned forget`).
