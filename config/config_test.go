@@ -170,3 +170,26 @@ func TestLoadEmptyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnSection: the learn: section's defaults, days as a duration,
+// and its checks.
+func TestLearnSection(t *testing.T) {
+	c, err := Parse([]byte("learn:\n  max_age: 90d\n  exclude: [Example.COM, .bulk.example]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Learn; l.Mode != "report" || l.MinSessions != 20 || l.MinDays != 7 || time.Duration(l.MaxAge) != 90*24*time.Hour ||
+		strings.Join(l.Exclude, ",") != "example.com,.bulk.example" {
+		t.Errorf("learn = %+v", l)
+	}
+	for in, want := range map[string]string{
+		"learn:\n  mode: strict\n":       `learn.mode: "strict"`,
+		"learn:\n  max_age: 3d\n":        "learn.max_age",
+		"learn:\n  min_sessions: 0\n":    "learn.min_sessions",
+		"learn:\n  exclude: [\"a b\"]\n": "learn.exclude[0]",
+	} {
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", in, err, want)
+		}
+	}
+}

@@ -68,9 +68,15 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if days, ok := strings.CutSuffix(n.Value, "d"); ok {
+		if v, err := strconv.Atoi(days); err == nil && v >= 0 && v <= 100000 {
+			*d = Duration(time.Duration(v) * 24 * time.Hour)
+			return nil
+		}
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write 90s, 5m, 1h)", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not a duration (write 90s, 5m, 1h, 60d)", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
