@@ -36,6 +36,8 @@ var exported = map[string]string{
 	"caliop_tlsrpt_reports_total":                 "counter",
 	"caliop_certificate_expiry_timestamp_seconds": "gauge",
 	"caliop_metrics_domain_overflow_total":        "counter",
+	"caliop_learned_policies":                     "gauge",
+	"caliop_learned_policy_violations_total":      "counter",
 	// Proposed for the charter matrix's "TLS-RPT published" column (1
 	// when the partner publishes a TLS-RPT record, RFC 8460 §3); not
 	// exported yet. See README.md.

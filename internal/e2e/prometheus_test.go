@@ -30,6 +30,8 @@ import (
 	"github.com/caliop/relay/internal/testworld/dnstest"
 	"github.com/caliop/relay/internal/testworld/mxtest"
 	"github.com/caliop/relay/internal/testworld/testpki"
+	"github.com/caliop/relay/learned"
+	"github.com/caliop/relay/store"
 	"github.com/caliop/relay/wkd"
 )
 
@@ -128,7 +130,14 @@ func TestPrometheusDashboards(t *testing.T) {
 	store := mxtest.Start(t, "store.relay.test", nil, mxtest.Behavior{NoSTARTTLS: true, XCLIENT: true})
 	certFile, keyFile := ca.WriteFiles(t, dir, testpki.LeafOptions{Names: []string{"mx.relay.test"}})
 	lmtp, metrics, inAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	// tls.test learned, in an earlier life, to deliver authenticated
+	// from another MX: its sessions to mx.tls.test are learned-policy
+	// violations, counted (learn.mode report, the default).
+	dataDir := filepath.Join(t.TempDir(), "data")
+	seedLearned(t, dataDir, learned.Record{Domain: "tls.test", MX: []string{"mx.elsewhere.test"}, Sessions: 40,
+		FirstAuth: time.Now().AddDate(0, 0, -40), LastAuth: time.Now(), Requirement: learned.Verify, Since: time.Now().AddDate(0, 0, -30)})
 	promStartCaliop(t, bin, Config{
+		DataDir:         dataDir,
 		Hostname:        "relay.test",
 		DNS:             dns.Addr,
 		LMTP:            lmtp,
@@ -325,10 +334,24 @@ func TestPrometheusDashboards(t *testing.T) {
 // added as top-level sections, and env added to the process's
 // environment, and waits for the inbound listener too. It returns the
 // output and the configuration file.
+// seedLearned writes r into the store in dataDir, before Caliop starts.
+func seedLearned(t *testing.T, dataDir string, r learned.Record) {
+	t.Helper()
+	st, err := store.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(learned.Bucket, r.Domain, r); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func promStartCaliop(t *testing.T, bin string, cfg Config, extraOutbound string, env ...string) (out *LockedBuffer, configPath string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg.DataDir = filepath.Join(dir, "data")
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(dir, "data")
+	}
 	text := cfg.YAML()
 	// metrics: follows the outbound section.
 	i := strings.Index(text, "\nmetrics: ")
