@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/learned"
 	"github.com/caliop/relay/policy"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -58,7 +59,11 @@ func learnedViolation(plan policy.Plan, mx policy.MX, c *client, err error) (tls
 		return "", "" // DANE governs this MX
 	}
 	if reason := policy.LearnedViolation(plan.Learned.Record, mx); reason != "" {
-		return tlsrpt.ValidationFailure, reason // report: enforce would not have tried it
+		// report: enforce would not have tried it
+		if plan.Learned.Record.Requirement == learned.DANE && plan.Learned.Record.Admits(mx.Host) {
+			return tlsrpt.DANERequired, reason
+		}
+		return tlsrpt.ValidationFailure, reason
 	}
 	if c.proved.level < policy.Verify {
 		return tlsrpt.Classify(c.verifyErr), "certificate not valid for " + mx.Host + ": " + errText(c.verifyErr)

@@ -102,3 +102,34 @@ func TestLearnedEnforce(t *testing.T) {
 		t.Errorf("violations counted: %v, want the refused sessions", v)
 	}
 }
+
+// TestLearnedDANEExpected: a domain whose every session matched TLSA
+// records learns "dane"; when its TLSA answer stops being DNSSEC-secure
+// (an attacker stripping it), the session is a violation: counted under
+// report, the message delivered as today.
+func TestLearnedDANEExpected(t *testing.T) {
+	w := newWorld(t, worldOpts{learn: "report", noPool: true, dane: true})
+	leaf := w.ca.Leaf(t, testpki.LeafOptions{Names: []string{"mx.example.test"}})
+	w.mx("mx.example.test", mxtest.Behavior{Cert: &leaf})
+	w.domain("example.test", "mx.example.test")
+	w.dns.Add(tlsa("mx.example.test", 3, 1, leaf.Leaf))
+	c := smtpClient(t, w.smtp, false)
+	for i := range 20 {
+		if err := c.SendMail("a@sender.test", []string{fmt.Sprintf("u%d@example.test", i)}, strings.NewReader(simpleBody)); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(9 * time.Hour)
+	}
+	w.learner.Flush()
+	w.learner.Reload()
+	if r, ok := w.learner.Lookup("example.test"); !ok || r.Requirement != learned.DANE {
+		t.Fatalf("after 20 DANE sessions: %+v %v, want dane", r, ok)
+	}
+	w.dns.SetAuthentic("_25._tcp.mx.example.test", false)
+	if err := c.SendMail("a@sender.test", []string{"x@example.test"}, strings.NewReader(simpleBody)); err != nil {
+		t.Fatalf("report mode changed the outcome: %v", err)
+	}
+	if v := metricstest.Value(t, w.reg, "caliop_learned_policy_violations_total", "domain", "example.test", "result_type", "dane-required"); v != 1 {
+		t.Errorf("violations counted: %v, want 1 dane-required", v)
+	}
+}
