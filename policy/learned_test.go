@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -30,7 +31,9 @@ func TestPlanLearned(t *testing.T) {
 		enforce  bool
 		mx       string
 		override bool
+		none     bool // the override is level none
 		sts      bool
+		dane     bool   // the MX has usable, secure TLSA records
 		want     string // the MX's requirement, or the error
 		err      error
 	}{
@@ -42,6 +45,8 @@ func TestPlanLearned(t *testing.T) {
 		{name: "learned dane, enforce, no usable TLSA any more", rec: &daneRec, enforce: true, mx: "mx.d.test", err: ErrLearned},
 		{name: "a local override wins", rec: &verify, enforce: true, mx: "mx.elsewhere.test", override: true, want: "encrypt,tls>=1.2"},
 		{name: "an enforced MTA-STS policy is stronger", rec: &verify, enforce: true, mx: "mx.elsewhere.test", sts: true, want: "verify,tls>=1.2"},
+		{name: "level none disables it", rec: &verify, enforce: true, mx: "mx.d.test", override: true, none: true, want: "none"},
+		{name: "an MX with usable TLSA records is DANE's, even outside the learned names", rec: &verify, enforce: true, mx: "mx.elsewhere.test", dane: true, want: "dane,tls>=1.2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,6 +60,15 @@ func TestPlanLearned(t *testing.T) {
 			e.Learned = table
 			if tc.override {
 				e.Overrides = map[string]Requirement{"d.test": encrypt12}
+				if tc.none {
+					e.Overrides["d.test"] = none
+				}
+			}
+			if tc.dane {
+				dns.Secure = true
+				dns.IP[tc.mx] = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+				dns.TLSA["_25._tcp."+tc.mx] = tlsa(ee)
+				e.TLSA = dns
 			}
 			if tc.sts {
 				pol := &mtasts.Policy{Mode: mtasts.ModeEnforce, MX: []string{tc.mx}, Text: "x"}
