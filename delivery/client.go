@@ -46,6 +46,7 @@ type transaction struct {
 	params string // MAIL parameters, each with a leading space
 	to     []address.Address
 	body   io.Reader
+	size   int64 // of body, exactly
 }
 
 // outcome is what the server said: to MAIL, to each RCPT, and to the end
@@ -95,8 +96,12 @@ func (c *client) send(tx transaction) (outcome, error) {
 }
 
 // sendPipelined sends MAIL, every RCPT and DATA in one write and then reads
-// the replies in order (RFC 2920 §3.1).
+// the replies in order (RFC 2920 §3.1); with CHUNKING, the body too as
+// one BDAT LAST chunk (sendChunked).
 func (c *client) sendPipelined(tx transaction) (outcome, error) {
+	if c.Has("CHUNKING") {
+		return c.sendChunked(tx)
+	}
 	var out outcome
 	c.queueReset()
 	c.WriteMail(tx.from, tx.params)
@@ -145,6 +150,57 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	}
 	out.data, err = c.body(tx.body)
 	return out, err
+}
+
+// sendChunked sends MAIL, every RCPT and the body as one BDAT LAST chunk
+// in one write (RFC 3030 §4.2: BDAT may be pipelined; RFC 2920), then
+// reads the replies in order: one round trip per message. A server that
+// accepted no recipient answers the chunk with an error, which is not
+// the message's.
+func (c *client) sendChunked(tx transaction) (outcome, error) {
+	var out outcome
+	c.queueReset()
+	c.WriteMail(tx.from, tx.params)
+	for _, rcpt := range tx.to {
+		c.WriteRcpt(rcpt)
+	}
+	if err := c.WriteChunk(tx.body, tx.size); err != nil {
+		return out, err
+	}
+	if err := c.flush(); err != nil {
+		return out, err
+	}
+	c.sent++
+	if err := c.resetReply(); err != nil {
+		return out, err
+	}
+	var err error
+	if out.mail, err = c.mailReply(); err != nil {
+		return out, err
+	}
+	accepted := 0
+	for range tx.to {
+		r, err := c.Reply()
+		if err != nil {
+			return out, err
+		}
+		out.rcpt = append(out.rcpt, r)
+		if r.Code/100 == 2 {
+			accepted++
+		}
+	}
+	r, err := c.Reply()
+	if err != nil {
+		return out, err
+	}
+	// A taken last chunk ends the transaction (RFC 3030 §2); after a
+	// refused one (no recipient, say) an RSET goes ahead of the next
+	// MAIL, as after DATA was never reached.
+	c.dirty = r.Code/100 != 2
+	if out.mail.Code == 250 && accepted > 0 {
+		out.data = r
+	}
+	return out, nil
 }
 
 // mail sends MAIL FROM, with the RSET a reused connection owes ahead of it

@@ -213,7 +213,7 @@ func (d *Deliverer) attemptOn(ctx context.Context, req Request, mx policy.MX, ad
 		d.Pool.put(key, c)
 		return Result{}, f, false
 	}
-	out, err := c.send(transaction{from: req.From, params: params, to: req.To, body: req.Body.Reader()})
+	out, err := c.send(transaction{from: req.From, params: params, to: req.To, body: req.Body.Reader(), size: req.Body.Size()})
 	if errors.Is(err, errStale) {
 		c.Net.Close()
 		return Result{}, nil, true

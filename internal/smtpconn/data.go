@@ -56,19 +56,29 @@ func (c *Conn) Body(body io.Reader) (*smtp.SMTPError, error) {
 // Chunk sends the message as one last chunk (RFC 3030 §2): no
 // dot-stuffing, no 354 to wait for. size must be the exact length of body.
 func (c *Conn) Chunk(body io.Reader, size int64) (*smtp.SMTPError, error) {
-	w := c.Text.W
 	c.deadline(c.Timeout)
+	if err := c.WriteChunk(body, size); err != nil {
+		return nil, err
+	}
+	return c.end()
+}
+
+// WriteChunk buffers the message as one last chunk, "BDAT size LAST"
+// and its size bytes, without flushing (a pipelined batch, RFC 3030
+// §4.2).
+func (c *Conn) WriteChunk(body io.Reader, size int64) error {
+	w := c.Text.W
 	fmt.Fprintf(w, "BDAT %d LAST\r\n", size)
 	n, err := io.Copy(w, c.timed(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n != size {
 		// Never send a chunk of the wrong length: the server would read
 		// the rest as commands. Drop the connection instead.
-		return nil, fmt.Errorf("body is %d bytes, announced %d", n, size)
+		return fmt.Errorf("body is %d bytes, announced %d", n, size)
 	}
-	return c.end()
+	return nil
 }
 
 // end flushes the message and reads the reply to it, within
