@@ -102,33 +102,14 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 	if c.Has("CHUNKING") {
 		return c.sendChunked(tx)
 	}
-	var out outcome
-	c.queueReset()
-	c.WriteMail(tx.from, tx.params)
-	for _, rcpt := range tx.to {
-		c.WriteRcpt(rcpt)
-	}
+	c.writeEnvelope(tx)
 	c.Text.W.WriteString("DATA\r\n")
 	if err := c.flush(); err != nil {
-		return out, err
+		return outcome{}, err
 	}
-	if err := c.resetReply(); err != nil {
+	out, accepted, err := c.envelopeReplies(tx)
+	if err != nil {
 		return out, err
-	}
-	var err error
-	if out.mail, err = c.mailReply(); err != nil {
-		return out, err
-	}
-	accepted := 0
-	for range tx.to {
-		r, err := c.Reply()
-		if err != nil {
-			return out, err
-		}
-		out.rcpt = append(out.rcpt, r)
-		if r.Code/100 == 2 {
-			accepted++
-		}
 	}
 	r, err := c.Reply()
 	if err != nil {
@@ -158,36 +139,17 @@ func (c *client) sendPipelined(tx transaction) (outcome, error) {
 // accepted no recipient answers the chunk with an error, which is not
 // the message's.
 func (c *client) sendChunked(tx transaction) (outcome, error) {
-	var out outcome
-	c.queueReset()
-	c.WriteMail(tx.from, tx.params)
-	for _, rcpt := range tx.to {
-		c.WriteRcpt(rcpt)
-	}
+	c.writeEnvelope(tx)
 	if err := c.WriteChunk(tx.body, tx.size); err != nil {
-		return out, err
+		return outcome{}, err
 	}
 	if err := c.flush(); err != nil {
-		return out, err
+		return outcome{}, err
 	}
 	c.sent++
-	if err := c.resetReply(); err != nil {
+	out, accepted, err := c.envelopeReplies(tx)
+	if err != nil {
 		return out, err
-	}
-	var err error
-	if out.mail, err = c.mailReply(); err != nil {
-		return out, err
-	}
-	accepted := 0
-	for range tx.to {
-		r, err := c.Reply()
-		if err != nil {
-			return out, err
-		}
-		out.rcpt = append(out.rcpt, r)
-		if r.Code/100 == 2 {
-			accepted++
-		}
 	}
 	r, err := c.Reply()
 	if err != nil {
@@ -201,6 +163,37 @@ func (c *client) sendChunked(tx transaction) (outcome, error) {
 		out.data = r
 	}
 	return out, nil
+}
+
+// writeEnvelope buffers the owed RSET, MAIL and every RCPT of tx.
+func (c *client) writeEnvelope(tx transaction) {
+	c.queueReset()
+	c.WriteMail(tx.from, tx.params)
+	for _, rcpt := range tx.to {
+		c.WriteRcpt(rcpt)
+	}
+}
+
+// envelopeReplies reads the replies to what writeEnvelope sent, and
+// counts the recipients accepted.
+func (c *client) envelopeReplies(tx transaction) (out outcome, accepted int, err error) {
+	if err := c.resetReply(); err != nil {
+		return out, 0, err
+	}
+	if out.mail, err = c.mailReply(); err != nil {
+		return out, 0, err
+	}
+	for range tx.to {
+		r, err := c.Reply()
+		if err != nil {
+			return out, accepted, err
+		}
+		out.rcpt = append(out.rcpt, r)
+		if r.Code/100 == 2 {
+			accepted++
+		}
+	}
+	return out, accepted, nil
 }
 
 // mail sends MAIL FROM, with the RSET a reused connection owes ahead of it
