@@ -15,9 +15,6 @@ import (
 // connection pool, the DNS cache, the MTA-STS cache (what it keeps of
 // domains without a policy) and the metric series of the domain label.
 func TestBoundedAfterManyDomains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000 domains")
-	}
 	const domains, perMessage = 10000, 100
 	const dnsCache, topDomains = 2000, 20
 	w := newWorld(t, worldOpts{log: benchLog(), dnsCache: dnsCache, sts: true, metrics: metrics.Options{TopDomains: topDomains}})
