@@ -11,6 +11,9 @@ import (
 // lone 502 to DATA becomes 554 5.5.1 (NoValidRecipients), a 220 to a
 // STARTTLS that go-smtp runs makes Conn step aside.
 func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if c.mode == modeRaw {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
