@@ -60,7 +60,11 @@
 //	mta_sts: record, record_error, id, mode, mx (patterns), max_age
 //	         (seconds), source (fetched | cached), expires, fetch_error,
 //	tls_rpt: record (the TXT at _smtp._tls.<domain> starting
-//	         "v=TLSRPTv1"), error.
+//	         "v=TLSRPTv1"), error,
+//	learned: domain, mx, sessions, dane_sessions, encrypted, first_auth,
+//	         last_auth, last_encrypted, requirement (verify | dane, none
+//	         while learning), since (when anything was learned),
+//	learned_requires: what that requires under learn.mode, in words.
 //
 // Per-address and per-MX verdicts use the same words as the report's;
 // an MX host the plan does not use (outside an enforced MTA-STS policy,
