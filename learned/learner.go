@@ -115,6 +115,14 @@ func (l *Learner) Lookup(domain string) (Record, bool) {
 	return r, true
 }
 
+// Len is the number of domains held in memory: requirements in force
+// and counts not yet flushed.
+func (l *Learner) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.known) + len(l.pending)
+}
+
 // Counts is the number of learned requirements in force, by
 // requirement (caliop_learned_policies).
 func (l *Learner) Counts() map[string]int {

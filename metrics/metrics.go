@@ -146,7 +146,7 @@ func New(reg prometheus.Registerer, version string, o Options) *Metrics {
 		learnedPols: newFuncCollector(prometheus.NewDesc("caliop_learned_policies",
 			"Destination domains with a learned TLS policy in force, by requirement (verify, dane).", []string{"requirement"}, nil)),
 		sizes: newFuncCollector(prometheus.NewDesc("caliop_cache_entries",
-			"Entries of the structures that grow with the destinations (dns, mta-sts, wkd, pool: idle connections, tlsrpt-partners), each bounded.", []string{"cache"}, nil)),
+			"Entries of the structures that grow with the destinations (dns, mta-sts, wkd, pool: idle connections, tlsrpt-partners, learned), each bounded.", []string{"cache"}, nil)),
 		certs: newFuncCollector(prometheus.NewDesc("caliop_certificate_expiry_timestamp_seconds",
 			"When the inbound certificate of each host expires, in seconds since the Unix epoch.", []string{"host"}, nil)),
 	}

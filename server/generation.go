@@ -140,6 +140,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 	if learner := newLearner(cfg, p.store, m, log.Named("learned")); learner != nil {
 		engine.Learned, engine.LearnEnforce = learner, cfg.Learn.Mode == "enforce"
 		deliverer.Learn = learner
+		g.sizes["learned"] = learner.Len
 		g.jobs = append(g.jobs, func(ctx context.Context) { learner.Run(ctx, time.Minute) },
 			func(context.Context) { m.WatchLearned(learner.Counts) })
 	}
