@@ -137,7 +137,7 @@ func (p *process) buildOutbound(g *generation, tlsCfg *tls.Config, res *resolver
 		Metrics:         m,
 	}
 	engine := newEngine(cfg, res, nil) // its STS comes in finish
-	if learner := newLearner(cfg, p.store, m, log.Named("learned")); learner != nil {
+	if learner := newLearner(cfg, p.store, log.Named("learned")); learner != nil {
 		engine.Learned, engine.LearnEnforce = learner, cfg.Learn.Mode == "enforce"
 		deliverer.Learn = learner
 		g.sizes["learned"] = learner.Len

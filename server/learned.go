@@ -13,13 +13,12 @@ import (
 	"github.com/caliop/relay/check"
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/learned"
-	"github.com/caliop/relay/metrics"
 	"github.com/caliop/relay/store"
 )
 
 // newLearner makes the learner of cfg.Learn on st, nil with learn.mode
 // off.
-func newLearner(cfg *config.Config, st store.Store, m *metrics.Metrics, log *zap.Logger) *learned.Learner {
+func newLearner(cfg *config.Config, st store.Store, log *zap.Logger) *learned.Learner {
 	l := cfg.Learn
 	if l.Mode == "off" {
 		return nil
