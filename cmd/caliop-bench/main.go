@@ -117,21 +117,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("smtp-source (package postfix) not found: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "caliop-bench-")
+	dir, cleanup, err := workDir(ctx, &o, w)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(w, "work directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	if o.caliop == "" {
-		o.caliop = filepath.Join(dir, "caliop")
-		if err := e2e.Build(ctx, o.caliop); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	version, _ := exec.Command(o.caliop, "version").Output()
 	if len(o.mix) > 0 {
 		fmt.Fprintf(w, "Caliop benchmark: %s\n", strings.TrimSpace(string(version)))
@@ -243,6 +233,27 @@ func (wd *world) close() {
 	if wd.dns != nil {
 		wd.dns.Close()
 	}
+}
+
+// workDir makes the run's directory (kept with -keep) and builds Caliop
+// there unless -caliop names a binary.
+func workDir(ctx context.Context, o *options, w io.Writer) (dir string, cleanup func(), err error) {
+	if dir, err = os.MkdirTemp("", "caliop-bench-"); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	if o.keep {
+		fmt.Fprintln(w, "work directory:", dir)
+		cleanup = func() {}
+	}
+	if o.caliop == "" {
+		o.caliop = filepath.Join(dir, "caliop")
+		if err := e2e.Build(ctx, o.caliop); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	return dir, cleanup, nil
 }
 
 // firstMessage sends one message through Caliop first: a wrong setup
