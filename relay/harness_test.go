@@ -88,6 +88,8 @@ type worldOpts struct {
 	// learn is learn.mode (report or enforce): the world gets a learner
 	// on its own store and fake clock (world.learner, world.clock).
 	learn string
+	// learnStore is the learner's store; nil: a new embedded one.
+	learnStore store.Store
 	// noPool delivers every message on a new connection (a session per
 	// message, as the learner counts them).
 	noPool bool
@@ -149,9 +151,12 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	if o.learn != "" {
 		w.clock = fakeclock.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
-		st, err := store.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
+		st := o.learnStore
+		if st == nil {
+			var err error
+			if st, err = store.Open(t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		w.learnStore = st
 		w.learner = learned.New(learned.Config{Store: st, Now: w.clock.Now})

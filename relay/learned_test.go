@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/caliop/relay/internal/testworld/mxtest"
+	"github.com/caliop/relay/internal/testworld/redistest"
 	"github.com/caliop/relay/internal/testworld/testpki"
 	"github.com/caliop/relay/learned"
 	"github.com/caliop/relay/metrics/metricstest"
+	"github.com/caliop/relay/store"
 	"github.com/emersion/go-smtp"
 )
 
@@ -19,7 +21,14 @@ import (
 // it is promoted to a learned requirement.
 func learnedWorld(t *testing.T, mode string) (w *world, mx1, mx2 *mxtest.Server) {
 	t.Helper()
-	w = newWorld(t, worldOpts{learn: mode, noPool: true})
+	return learnedWorldOn(t, mode, nil)
+}
+
+// learnedWorldOn is learnedWorld with the learner's store st (nil: its
+// own).
+func learnedWorldOn(t *testing.T, mode string, st store.Store) (w *world, mx1, mx2 *mxtest.Server) {
+	t.Helper()
+	w = newWorld(t, worldOpts{learn: mode, noPool: true, learnStore: st})
 	mx1 = w.mx("mx1.example.test", mxtest.Behavior{})
 	mx2 = w.mx("mx2.example.test", mxtest.Behavior{})
 	w.domain("example.test", "mx1.example.test", "mx2.example.test")
@@ -131,5 +140,39 @@ func TestLearnedDANEExpected(t *testing.T) {
 	}
 	if v := metricstest.Value(t, w.reg, "caliop_learned_policy_violations_total", "domain", "example.test", "result_type", "dane-required"); v != 1 {
 		t.Errorf("violations counted: %v, want 1 dane-required", v)
+	}
+}
+
+// TestLearnedSecondReplica: a replica that shares the store (Redis,
+// cluster mode) enforces what the first one learned: after its reload,
+// an attacker on its primary MX's path never gets MAIL FROM.
+func TestLearnedSecondReplica(t *testing.T) {
+	addr, _ := redistest.Start(t)
+	open := func() store.Store {
+		st, err := store.OpenRedis(store.RedisOptions{URL: "redis://" + addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	learnedWorldOn(t, "enforce", open())
+	w2 := newWorld(t, worldOpts{learn: "enforce", noPool: true, learnStore: open()})
+	w2.mx("mx1.example.test", mxtest.Behavior{})
+	mx2 := w2.mx("mx2.example.test", mxtest.Behavior{})
+	w2.domain("example.test", "mx1.example.test", "mx2.example.test")
+	if err := w2.learner.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	attacker := w2.hijack("mx1.example.test", mxtest.Behavior{Cert: selfSigned(t, w2, "mx1.example.test")})
+	c := smtpClient(t, w2.smtp, false)
+	if err := c.SendMail("a@sender.test", []string{"b@example.test"}, strings.NewReader(simpleBody)); err != nil {
+		t.Fatalf("second replica: %v", err)
+	}
+	if n := attacker.MailCount(); n != 0 {
+		t.Errorf("second replica sent MAIL FROM to the attacker %d times", n)
+	}
+	if n := mx2.MailCount(); n != 1 {
+		t.Errorf("second replica's backup MX saw MAIL %d times, want 1", n)
 	}
 }
