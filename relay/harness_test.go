@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -88,6 +89,9 @@ type worldOpts struct {
 	// learn is learn.mode (report or enforce): the world gets a learner
 	// on its own store and fake clock (world.learner, world.clock).
 	learn string
+	// memoryBuffer is Options.MemoryBuffer; 0: 4 KiB, so that tests
+	// spill bodies to disk.
+	memoryBuffer int64
 	// learnStore is the learner's store; nil: a new embedded one.
 	learnStore store.Store
 	// noPool delivers every message on a new connection (a session per
@@ -180,7 +184,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		AuthLimits:          o.authLimits,
 		ConnLimits:          o.connLimits,
 		MaxMessageSize:      1 << 20,
-		MemoryBuffer:        4 << 10,
+		MemoryBuffer:        cmp.Or(o.memoryBuffer, 4<<10),
 		SpoolDir:            t.TempDir(),
 		DeliveryTimeout:     o.timeout,
 		Parallel:            4,
