@@ -175,10 +175,13 @@ func (s *Server) ServeLMTP(l net.Listener) error { return s.serve(s.lmtp, l) }
 func (s *Server) serve(srv *smtp.Server, l net.Listener) error { return s.front.Serve(srv, l) }
 
 // wrap is the smtpfront.Conn of an admitted connection: XFORWARD for
-// trusted clients; STARTTLS and everything after it are go-smtp's.
+// trusted clients; STARTTLS and everything after it are go-smtp's. Its
+// buffer holds go-smtp's longest line, so that a line the Conn cannot
+// see whole is one go-smtp refuses and closes the session on: the two
+// never disagree about where a command (or a BDAT chunk) starts.
 func (s *Server) wrap(raw net.Conn, release func()) *smtpfront.Conn {
 	rules := &xforwardRules{offer: s.trusted(smtpfront.RemoteAddr(raw))}
-	return smtpfront.NewConn(raw, smtpfront.ConnOptions{Rules: rules, BufSize: 16 << 10}, release)
+	return smtpfront.NewConn(raw, smtpfront.ConnOptions{Rules: rules, BufSize: maxCommandLine}, release)
 }
 
 // Sessions is the number of client connections open.
