@@ -3,9 +3,7 @@ package learned
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/deltas"
 	"github.com/caliop/relay/internal/every"
 )
 
@@ -46,11 +45,11 @@ type Config struct {
 // Learner counts sessions and keeps the learned requirements in force.
 // Safe for concurrent use.
 type Learner struct {
-	cfg Config
+	cfg     Config
+	pending *deltas.Map[Record] // counts not yet in the store
 
-	mu      sync.Mutex
-	pending map[string]*Record // counts not yet in the store
-	known   map[string]Record  // requirements in force, as last read
+	mu    sync.Mutex
+	known map[string]Record // requirements in force, as last read
 }
 
 // New returns a Learner on cfg.Store.
@@ -64,7 +63,7 @@ func New(cfg Config) *Learner {
 	if cfg.Rules == (Rules{}) {
 		cfg.Rules = DefaultRules
 	}
-	return &Learner{cfg: cfg, pending: map[string]*Record{}, known: map[string]Record{}}
+	return &Learner{cfg: cfg, pending: deltas.New(func(into, from *Record) { into.add(from) }), known: map[string]Record{}}
 }
 
 // Observe counts one new session to mx for domain that met its plan:
@@ -76,30 +75,26 @@ func (l *Learner) Observe(domain, mx string, authenticated, dane bool) {
 		return
 	}
 	now := l.cfg.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	d := l.pending[domain]
-	if d == nil {
-		d = &Record{Domain: domain}
-		l.pending[domain] = d
-	}
-	if !authenticated {
-		d.Encrypted++
-		d.LastEncrypted = now
-		return
-	}
-	d.Sessions++
-	if dane {
-		d.DANESessions++
-	}
-	if d.FirstAuth.IsZero() {
-		d.FirstAuth = now
-	}
-	d.LastAuth = now
 	mx = normalise(mx)
-	if !slices.Contains(d.MX, mx) && len(d.MX) < maxMX {
-		d.MX = append(d.MX, mx)
-	}
+	l.pending.Update(domain, func(d *Record) {
+		d.Domain = domain
+		if !authenticated {
+			d.Encrypted++
+			d.LastEncrypted = now
+			return
+		}
+		d.Sessions++
+		if dane {
+			d.DANESessions++
+		}
+		if d.FirstAuth.IsZero() {
+			d.FirstAuth = now
+		}
+		d.LastAuth = now
+		if !slices.Contains(d.MX, mx) && len(d.MX) < maxMX {
+			d.MX = append(d.MX, mx)
+		}
+	})
 }
 
 // Lookup returns domain's record when it carries a learned requirement
@@ -120,7 +115,7 @@ func (l *Learner) Lookup(domain string) (Record, bool) {
 func (l *Learner) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.known) + len(l.pending)
+	return len(l.known) + l.pending.Len()
 }
 
 // Counts is the number of learned requirements in force, by
@@ -166,23 +161,11 @@ func (l *Learner) Run(ctx context.Context, interval time.Duration) {
 // domain, and promotes the domains that now meet the rules. On error a
 // domain's counts go back to memory for the next flush.
 func (l *Learner) Flush() error {
-	l.mu.Lock()
-	todo := l.pending
-	l.pending = map[string]*Record{}
-	l.mu.Unlock()
-	var errs []error
-	for _, domain := range slices.Sorted(maps.Keys(todo)) {
-		if err := l.flushOne(todo[domain]); err != nil {
-			l.mu.Lock()
-			if d := l.pending[domain]; d != nil {
-				todo[domain].add(d)
-			}
-			l.pending[domain] = todo[domain]
-			l.mu.Unlock()
-			errs = append(errs, fmt.Errorf("learned %s: %w", domain, err))
-		}
+	err := l.pending.Flush(func(_ string, delta *Record) error { return l.flushOne(delta) })
+	if err != nil {
+		return fmt.Errorf("learned: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (l *Learner) flushOne(delta *Record) error {

@@ -232,6 +232,21 @@ func newFuncCollector(d *prometheus.Desc) *funcCollector { return &funcCollector
 
 func (c *funcCollector) set(fn func() map[string]float64) { c.fn.Store(&fn) }
 
+// setCounts exports the counts fn gives, the labels zero at 0 when fn
+// has none of them.
+func (c *funcCollector) setCounts(fn func() map[string]int, zero ...string) {
+	c.set(func() map[string]float64 {
+		out := make(map[string]float64, len(zero))
+		for _, z := range zero {
+			out[z] = 0
+		}
+		for k, v := range fn() {
+			out[k] = float64(v)
+		}
+		return out
+	})
+}
+
 // Describe implements prometheus.Collector.
 func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
@@ -262,13 +277,7 @@ func (m *Metrics) WatchLearned(fn func() map[string]int) {
 	if m == nil || fn == nil {
 		return
 	}
-	m.learnedPols.set(func() map[string]float64 {
-		out := map[string]float64{"verify": 0, "dane": 0}
-		for k, v := range fn() {
-			out[k] = float64(v)
-		}
-		return out
-	})
+	m.learnedPols.setCounts(fn, "verify", "dane")
 }
 
 // WatchSizes makes caliop_cache_entries read the sizes from fn at each
@@ -278,13 +287,7 @@ func (m *Metrics) WatchSizes(fn func() map[string]int) {
 	if m == nil || fn == nil {
 		return
 	}
-	m.sizes.set(func() map[string]float64 {
-		out := map[string]float64{}
-		for k, v := range fn() {
-			out[k] = float64(v)
-		}
-		return out
-	})
+	m.sizes.setCounts(fn)
 }
 
 // WatchMTASTSPolicies makes caliop_mtasts_policies read the cached

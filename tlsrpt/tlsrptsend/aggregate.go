@@ -2,10 +2,7 @@ package tlsrptsend
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/caliop/relay/tlsrpt"
@@ -52,11 +49,6 @@ const maxReason = 200
 // sep joins key parts; it occurs in no host name, address or policy line.
 const sep = "\x1f"
 
-// pending is what this process counted since its last flush, per day:
-// deltas, added to the stored day by Store.Update, so that several
-// replicas sharing one store add up instead of overwriting each other.
-type pending map[string]*storedDay
-
 // Record counts o under the current UTC day. Outcomes without a domain
 // are ignored.
 func (r *Recorder) Record(o tlsrpt.Outcome) {
@@ -64,15 +56,7 @@ func (r *Recorder) Record(o tlsrpt.Outcome) {
 	if domain == "" {
 		return
 	}
-	day := dayKey(r.now())
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.pending[day]
-	if d == nil {
-		d = &storedDay{}
-		r.pending[day] = d
-	}
-	d.add(domain, o)
+	r.pending.Update(dayKey(r.now()), func(d *storedDay) { d.add(domain, o) })
 }
 
 // add counts o for domain.
@@ -163,23 +147,10 @@ func (d *storedDay) merge(src *storedDay) {
 func (r *Recorder) Flush() error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
-	r.mu.Lock()
-	todo := r.pending
-	r.pending = pending{}
-	r.mu.Unlock()
-	var errs []error
-	for _, day := range slices.Sorted(maps.Keys(todo)) {
-		if err := r.flushDay(day, todo[day]); err != nil {
-			r.mu.Lock()
-			if d := r.pending[day]; d != nil {
-				todo[day].merge(d)
-			}
-			r.pending[day] = todo[day]
-			r.mu.Unlock()
-			errs = append(errs, fmt.Errorf("tlsrpt counts of %s: %w", day, err))
-		}
+	if err := r.pending.Flush(r.flushDay); err != nil {
+		return fmt.Errorf("tlsrpt counts of %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // flushDay adds delta to the day's stored counts.

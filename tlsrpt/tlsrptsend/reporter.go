@@ -24,6 +24,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caliop/relay/internal/deltas"
 	"github.com/caliop/relay/resolver"
 	"github.com/caliop/relay/tlsrpt"
 )
@@ -125,8 +126,10 @@ type Recorder struct {
 	org, contact, submitter string
 	log                     *zap.Logger
 
-	mu      sync.Mutex
-	pending pending // counts not yet in the store
+	// pending is what this process counted since its last flush, per
+	// day: deltas, added to the stored day by Store.Update, so that
+	// replicas sharing one store add up instead of overwriting.
+	pending *deltas.Map[storedDay]
 
 	flushMu sync.Mutex // one flush at a time
 }
@@ -176,7 +179,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 	return &Recorder{
 		store: o.Store, now: o.Now, flushEvery: o.FlushInterval,
 		org: o.OrganizationName, contact: o.ContactInfo, submitter: o.Submitter,
-		log: o.log(), pending: pending{},
+		log: o.log(), pending: deltas.New(func(into, from *storedDay) { into.merge(from) }),
 	}, nil
 }
 
