@@ -15,14 +15,16 @@ const MaxCacheTTL = time.Hour
 // positive answers for the smallest TTL in the answer section, NXDOMAIN and
 // NODATA for the SOA's negative TTL (RFC 2308 §5). Server failures and
 // timeouts are never kept, nor is an answer whose TTL is zero. The cache is
-// bounded: when full, expired entries are dropped first, then arbitrary
-// ones.
+// bounded: when full, expired entries are dropped first, then ones not
+// read since eviction last looked at them (a sampled CLOCK), so that the
+// answers every delivery reads (a provider's MX hosts) outlive the ones a
+// single message asked for.
 type cache struct {
 	max int
 	now func() time.Time
 
 	mu      sync.Mutex
-	entries map[cacheKey]cacheEntry
+	entries map[cacheKey]*cacheEntry
 }
 
 type cacheKey struct {
@@ -37,28 +39,30 @@ type cacheEntry struct {
 	res     Result
 	err     error
 	expires time.Time
+	used    bool // read since evict last sampled it
 }
 
 func newCache(max int, now func() time.Time) *cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &cache{max: max, now: now, entries: make(map[cacheKey]cacheEntry)}
+	return &cache{max: max, now: now, entries: make(map[cacheKey]*cacheEntry)}
 }
 
 // get returns the kept answer for k, if any and not expired.
 func (c *cache) get(k cacheKey) (cacheEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[k]
-	if !ok {
+	e := c.entries[k]
+	if e == nil {
 		return cacheEntry{}, false
 	}
 	if !c.now().Before(e.expires) {
 		delete(c.entries, k)
 		return cacheEntry{}, false
 	}
-	return e, true
+	e.used = true
+	return *e, true
 }
 
 // put keeps e.msg for its TTL; an answer with no usable TTL is not kept.
@@ -78,31 +82,42 @@ func (c *cache) put(k cacheKey, e cacheEntry) {
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
 		c.evict(now)
 	}
-	c.entries[k] = e
+	c.entries[k] = &e
 }
 
 // evictSample is how many entries evict looks at.
 const evictSample = 8
 
-// evict makes room for one entry in constant time: of a few entries
+// evict makes room for one entry in constant time. Of a few entries
 // taken at random (map iteration starts at a random place), the expired
-// ones go, or else the one closest to expiry. Called with mu held.
+// ones go; else the one closest to expiry among those not read since
+// evict last saw them; else, all having been read, the one closest to
+// expiry. Each sampled entry loses its mark, so an entry stays only while
+// it keeps being read (a second chance, as in CLOCK). Called with mu held.
 func (c *cache) evict(now time.Time) {
-	var victim cacheKey
-	var soonest time.Time
+	var victim, unused cacheKey
+	var soonest, soonestUnused time.Time
 	removed, seen := false, 0
 	for k, e := range c.entries {
-		if !now.Before(e.expires) {
+		switch {
+		case !now.Before(e.expires):
 			delete(c.entries, k)
 			removed = true
-		} else if soonest.IsZero() || e.expires.Before(soonest) {
+		case !e.used && (soonestUnused.IsZero() || e.expires.Before(soonestUnused)):
+			unused, soonestUnused = k, e.expires
+		case soonest.IsZero() || e.expires.Before(soonest):
 			victim, soonest = k, e.expires
 		}
+		e.used = false
 		if seen++; seen == evictSample {
 			break
 		}
 	}
-	if !removed {
+	switch {
+	case removed:
+	case !soonestUnused.IsZero():
+		delete(c.entries, unused)
+	default:
 		delete(c.entries, victim)
 	}
 }
