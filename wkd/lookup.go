@@ -65,7 +65,7 @@ type Client struct {
 // its 404 leads to the direct method; the direct method is used only when
 // openpgpkey.<domain> has no address (draft §3.1: only if the required
 // sub-domain does not exist), and then only if <domain> has one (else
-// ErrNoKey: there is no directory to ask). A DNS failure is ErrUnknown
+// ErrNoKey with ErrNoDirectory: there is no directory to ask). A DNS failure is ErrUnknown
 // and no request is made.
 //
 // Only HTTPS is spoken, with the certificate verified for the URL's host;
@@ -125,7 +125,7 @@ func (c *Client) method(ctx context.Context, local, domain string) (Lookup, erro
 		return l, fmt.Errorf("%w: %s: address lookup: %w", ErrUnknown, domain, err)
 	}
 	if !has {
-		return l, fmt.Errorf("%w: neither %s nor %s has an address: no directory", ErrNoKey, sub, domain)
+		return l, fmt.Errorf("%w: neither %s nor %s has an address: %w", ErrNoKey, sub, domain, ErrNoDirectory)
 	}
 	return l, nil
 }

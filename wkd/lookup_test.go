@@ -52,7 +52,7 @@ func TestLookup(t *testing.T) {
 			method: "direct", asked: both, dialed: []string{directDial}, requests: []string{direct},
 		},
 		{
-			name: "no address for either: no directory", wantErr: ErrNoKey,
+			name: "no address for either: no directory", wantErr: ErrNoDirectory,
 			routes: map[string]http.HandlerFunc{advHost: serve(key), "example.org": serve(key)},
 			method: "direct", asked: both,
 		},

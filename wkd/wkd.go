@@ -42,6 +42,10 @@ var (
 	// not parse). It is NOT "no key": retry later, and do not cache it as
 	// an absence of key.
 	ErrUnknown = errors.New("wkd: lookup failed")
+	// ErrNoDirectory: neither openpgpkey.<domain> nor <domain> has an
+	// address (draft §3.1), so no address of the domain has a key. It
+	// comes wrapped with ErrNoKey, and holds for the whole domain.
+	ErrNoDirectory = errors.New("no directory")
 )
 
 // zbase32Alphabet is the alphabet of z-base-32, the encoding draft §3.1

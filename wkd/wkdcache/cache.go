@@ -121,6 +121,16 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	pins    map[string]pin
+	// noDir holds the domains with no directory at all (wkd.ErrNoDirectory),
+	// for NoKeyTTL: every address of such a domain is "no key" without a
+	// lookup, and without an entry of its own.
+	noDir map[string]domainEntry
+}
+
+// domainEntry is what is known of a whole domain.
+type domainEntry struct {
+	err     string
+	expires time.Time
 }
 
 // Open loads the store and returns the cache.
@@ -137,7 +147,7 @@ func Open(cfg Config) (*Cache, error) {
 	cfg.KeyTTL = cmpOr(cfg.KeyTTL, 24*time.Hour)
 	cfg.NoKeyTTL = cmpOr(cfg.NoKeyTTL, 6*time.Hour)
 	cfg.UnknownTTL = cmpOr(cfg.UnknownTTL, 5*time.Minute)
-	c := &Cache{cfg: cfg, entries: map[string]*entry{}, pins: map[string]pin{}}
+	c := &Cache{cfg: cfg, entries: map[string]*entry{}, pins: map[string]pin{}, noDir: map[string]domainEntry{}}
 	now := cfg.Now()
 	err := cfg.Store.ForEach(bucket, func(k string, v []byte) error {
 		var e entry
@@ -170,16 +180,20 @@ func Open(cfg Config) (*Cache, error) {
 // KeyChanges is how many times a pinned key was replaced by another one.
 func (c *Cache) KeyChanges() int64 { return c.changes.Load() }
 
-// Cached returns what is known of address without looking it up.
+// Cached returns what is known of address without looking it up: its
+// own entry, or else its domain's lack of a directory.
 func (c *Cache) Cached(address string) (Result, bool) {
 	address = normalise(address)
+	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[address]
-	if e == nil || !c.cfg.Now().Before(e.Expires) {
-		return Result{Address: address}, false
+	if e := c.entries[address]; e != nil && now.Before(e.Expires) {
+		return e.result(true), true
 	}
-	return e.result(true), true
+	if d, ok := c.noDir[domainOf(address)]; ok && now.Before(d.expires) {
+		return Result{Address: address, State: StateNoKey, Cached: true, Expires: d.expires, Err: errors.New(d.err)}, true
+	}
+	return Result{Address: address}, false
 }
 
 // Get returns what is known of address, looking it up when the cache has
@@ -211,6 +225,9 @@ func (e *entry) result(cached bool) Result {
 	return r
 }
 
+// domainOf is the domain of a normalised address.
+func domainOf(address string) string { return address[strings.LastIndexByte(address, '@')+1:] }
+
 func normalise(address string) string {
 	i := strings.LastIndexByte(address, '@')
 	if i < 0 {
@@ -234,9 +251,10 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Len is the number of addresses held: lookup results and pinned keys.
+// Len is the number of entries held: lookup results, pinned keys and
+// domains without a directory.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.entries) + len(c.pins)
+	return len(c.entries) + len(c.pins) + len(c.noDir)
 }

@@ -201,3 +201,49 @@ func TestBackgroundRefresh(t *testing.T) {
 		t.Errorf("after a failed refresh: %+v %v, want the key kept", r, ok)
 	}
 }
+
+// TestNoDirectoryPerDomain: a domain without a directory is looked up
+// once for all its addresses, for the no-key lifetime; an address's own
+// key still wins; a 404 for one address says nothing of the others.
+func TestNoDirectoryPerDomain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	ctx := context.Background()
+	noDir := fmt.Errorf("%w: neither openpgpkey.bare.test nor bare.test has an address: %w", wkd.ErrNoKey, wkd.ErrNoDirectory)
+	keyed := "keyed@bare.test"
+	k := newKey(t, keyed, e.now.Add(-time.Hour), 0)
+	e.wkd.set(keyed, k, nil)
+	e.c.Get(ctx, keyed) // found before the directory went
+	for _, a := range []string{"a@bare.test", "b@bare.test", "c@BARE.test"} {
+		e.wkd.set(strings.ToLower(a), nil, noDir)
+	}
+	if r := e.c.Get(ctx, "a@bare.test"); r.State != StateNoKey || r.Cached {
+		t.Fatalf("first address: %+v", r)
+	}
+	for _, a := range []string{"b@bare.test", "c@BARE.test"} {
+		r := e.c.Get(ctx, a)
+		if r.State != StateNoKey || !r.Cached || r.Err == nil || !strings.Contains(r.Err.Error(), "no directory") {
+			t.Errorf("%s: %+v, want no key from the domain's answer", a, r)
+		}
+		if n := e.wkd.count(strings.ToLower(a)); n != 0 {
+			t.Errorf("%s looked up %d times, want 0", a, n)
+		}
+	}
+	if r := e.c.Get(ctx, keyed); r.State != StateKey {
+		t.Errorf("address with its own key: %+v, want the key until it expires", r)
+	}
+	if n := e.c.Len(); n != 3 { // keyed's entry and pin, bare.test
+		t.Errorf("Len %d, want 3: no entry per address without a directory", n)
+	}
+	e.now = e.now.Add(6 * time.Hour)
+	e.c.Get(ctx, "b@bare.test")
+	if n := e.wkd.count("b@bare.test"); n != 1 {
+		t.Errorf("after the no-key lifetime: %d lookups, want 1", n)
+	}
+
+	e.c.Get(ctx, "x@plain.test") // 404: this address only
+	e.c.Get(ctx, "y@plain.test")
+	if n := e.wkd.count("y@plain.test"); n != 1 {
+		t.Errorf("a 404 for one address spared another's lookup (%d lookups)", n)
+	}
+}

@@ -34,6 +34,14 @@ func (c *Cache) refresh(ctx context.Context, address string) Result {
 		e.State, e.Err, e.Expires = StateUnknown, err.Error(), now.Add(c.cfg.UnknownTTL)
 	}
 	c.cfg.Metrics.WKDLookup(lookupResult(e.State), c.cfg.Now().Sub(now))
+	if errors.Is(err, wkd.ErrNoDirectory) {
+		// The answer holds for the domain: kept once for all its
+		// addresses, in memory (two DNS answers are cheap to ask again).
+		c.mu.Lock()
+		c.noDir[domainOf(address)] = domainEntry{err: e.Err, expires: e.Expires}
+		c.mu.Unlock()
+		return e.result(false)
+	}
 	c.mu.Lock()
 	c.entries[address] = e
 	c.mu.Unlock()
@@ -130,6 +138,11 @@ func (c *Cache) RefreshDue(ctx context.Context) int {
 	now := c.cfg.Now()
 	var due []string
 	c.mu.Lock()
+	for d, e := range c.noDir {
+		if !now.Before(e.expires) {
+			delete(c.noDir, d)
+		}
+	}
 	for a, e := range c.entries {
 		switch {
 		case !now.Before(e.Expires):
