@@ -103,16 +103,32 @@ func (r Requirement) String() string {
 	return r.Level.String() + ",tls>=" + tlsVersionName(r.MinTLS)
 }
 
-// Key identifies r by value, for reusing connections that proved it.
+// Key identifies r by value, for reusing connections that proved it. The
+// reference identifiers count only where a usable DANE-TA record would
+// check them (RFC 7672 §3.1.1: DANE-EE ignores names), so the domains of
+// one MX host under DANE-EE share its connections.
 func (r Requirement) Key() string {
 	k := r.String()
 	if r.DANE != nil {
 		for _, t := range r.DANE.Set.Records {
 			k += "|" + t.String()
 		}
-		k += "|" + strings.Join(r.DANE.Names, ",")
+		if r.DANE.checksNames() {
+			k += "|" + strings.Join(r.DANE.Names, ",")
+		}
 	}
 	return k
+}
+
+// checksNames reports whether verification reads Names: a usable
+// DANE-TA(2) record is among the records.
+func (d *DANE) checksNames() bool {
+	for _, t := range d.Set.Usable() {
+		if t.Usage == dane.UsageDANETA {
+			return true
+		}
+	}
+	return false
 }
 
 func tlsVersionName(v uint16) string {
