@@ -15,7 +15,8 @@ import (
 // address, TLS version and cipher, level required and proved, the reply
 // and the duration. Never the body.
 func (d *Deliverer) logAttempt(req Request, mx policy.MX, addr string, c *client, r *smtp.SMTPError, t0 time.Time, reused bool) {
-	fields := []zap.Field{
+	fields := make([]zap.Field, 0, 13) // all of them: no growth
+	fields = append(fields,
 		zap.String("domain", req.Plan.Domain),
 		zap.String("mx", mx.Host),
 		zap.String("addr", addr),
@@ -24,7 +25,7 @@ func (d *Deliverer) logAttempt(req Request, mx policy.MX, addr string, c *client
 		zap.Int("rcpts", len(req.To)),
 		zap.Bool("reused", reused),
 		zap.Duration("duration", d.now().Sub(t0)),
-	}
+	)
 	if c != nil {
 		tlsv, cipher := "none", "none"
 		if c.tls != nil {

@@ -174,10 +174,14 @@ func (b base64Only) Read(p []byte) (int, error) {
 // at the start of a line; containsArmor supplies one before the first line.
 var armorLine = []byte("\n-----BEGIN PGP MESSAGE-----")
 
+// armorChunk is how much of a part containsArmor reads at once: a page,
+// as most text parts are smaller.
+const armorChunk = 4096
+
 // containsArmor reads r until it finds armorLine, keeping only a chunk and an
 // overlap in memory. Read errors end the search.
 func containsArmor(r io.Reader) bool {
-	buf := make([]byte, 32*1024)
+	buf := make([]byte, armorChunk)
 	carry := copy(buf, "\n")
 	for {
 		n, err := r.Read(buf[carry:])

@@ -114,3 +114,19 @@ func TestLeaveAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestArmorAcrossChunks: an armor line is found wherever it falls
+// against containsArmor's chunks, and a line that only looks like one
+// (not at a line start) is not.
+func TestArmorAcrossChunks(t *testing.T) {
+	t.Parallel()
+	for _, at := range []int{0, 1, armorChunk - 40, armorChunk - 20, armorChunk - 2, armorChunk, armorChunk + 7, 3*armorChunk - 10} {
+		filler := strings.Repeat("x", at)
+		if !containsArmor(strings.NewReader(filler + "\r\n" + armorBlock)) {
+			t.Errorf("armor after %d bytes not found", at)
+		}
+		if containsArmor(strings.NewReader(filler + "> " + armorBlock)) {
+			t.Errorf("quoted armor after %d bytes taken for armor", at)
+		}
+	}
+}

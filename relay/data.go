@@ -61,9 +61,17 @@ func (sess *session) spool(r io.Reader) (*spooled, error) {
 		sp.Close()
 		return nil, smtpfront.LocalError(err)
 	}
-	h, _ := message.ReadHeader(bufio.NewReader(sp.Reader())) // h.Err kept
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(sp.Reader())
+	h, _ := message.ReadHeader(br) // h.Err kept
+	br.Reset(nil)
+	headerReaders.Put(br)
 	return &spooled{Spool: sp, header: h}, nil
 }
+
+// headerReaders are the buffers spool reads headers through, one per
+// message otherwise.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // Data delivers an SMTP transaction on the downstream transaction opened
 // at RCPT; the reply is the destination's own.
