@@ -158,7 +158,7 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	for _, rt := range routes {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
+		sess.s.routes.Go(func() {
 			defer func() { <-sem; wg.Done() }()
 			replies := sess.deliverRoute(ctx, rt, sp)
 			for i, raw := range rt.raws {
@@ -166,7 +166,7 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 					status.SetStatus(raw, replies[i])
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return nil

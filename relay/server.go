@@ -105,6 +105,7 @@ type Server struct {
 	front *smtpfront.Front
 
 	authFailures *failures
+	routes       *workers // LMTP routes
 	dummyOnce    sync.Once
 	dummy        []byte
 }
@@ -123,7 +124,7 @@ func New(o Options) *Server {
 	orDefault(&o.MaxLine, defaultMaxLine)
 	o.AuthLimits = o.AuthLimits.withDefaults()
 	o.ConnLimits = o.ConnLimits.withDefaults()
-	s := &Server{opts: o, authFailures: newFailures(o.AuthLimits, o.Now)}
+	s := &Server{opts: o, authFailures: newFailures(o.AuthLimits, o.Now), routes: newWorkers()}
 	s.front = &smtpfront.Front{
 		Hostname: o.Hostname,
 		Log:      o.Log,
