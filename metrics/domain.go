@@ -111,7 +111,10 @@ func (l *labeler) label(domain string, mxs []string) (value string, folded bool,
 		l.slots[domain] = true
 		return domain, false, ""
 	}
-	if quiet, qn := l.quietestSlot(); quiet != "" && n >= minPromote && n >= 2*qn {
+	if n < minPromote { // the long tail: no scan of the slots
+		return Other, true, ""
+	}
+	if quiet, qn := l.quietestSlot(); quiet != "" && n >= 2*qn {
 		delete(l.slots, quiet)
 		l.slots[domain] = true
 		return domain, false, quiet
@@ -151,13 +154,19 @@ func (l *labeler) count(domain string) int64 {
 	return l.counts[domain]
 }
 
-// quietestSlot is the slot holder seen least. Called with mu held.
+// quietestSlot is the slot holder seen least among a few taken at random
+// (all of them when the slots are few): constant time, as count's
+// candidates. Called with mu held.
 func (l *labeler) quietestSlot() (string, int64) {
 	var q string
 	var qn int64
+	seen := 0
 	for d := range l.slots {
 		if c := l.counts[d]; q == "" || c < qn {
 			q, qn = d, c
+		}
+		if seen++; seen == countSample {
+			break
 		}
 	}
 	return q, qn
