@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -104,8 +103,11 @@ func EncryptMessage(w io.Writer, m Message, keys []*openpgp.Entity, opts Options
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
 	}
+	unlock := lockKeys(recipients)
 	pw, err := openpgp.Encrypt(aw, nil, recipients, nil, nil, &packet.Config{Rand: random, Time: opts.Now})
+	unlock()
 	if err != nil {
+		forgetCopies(keys) // the next message checks them afresh
 		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
 	}
 	if _, err := w.Write(outer(m.Header, opts, boundary)); err != nil {
@@ -223,49 +225,6 @@ func payloadHeader(h message.Header, opts Options) []byte {
 	}
 	p.WriteString("\r\n")
 	return p.Bytes()
-}
-
-// publicCopies are the public copies of keys (publicCopy), none nil.
-func publicCopies(keys []*openpgp.Entity) ([]*openpgp.Entity, error) {
-	if len(keys) == 0 {
-		return nil, ErrNoKeys
-	}
-	out := make([]*openpgp.Entity, len(keys))
-	for i, k := range keys {
-		if k == nil {
-			return nil, fmt.Errorf("%w: keys[%d] is nil", ErrNoKeys, i)
-		}
-		var err error
-		if out[i], err = publicCopy(k); err != nil {
-			return nil, fmt.Errorf("%w: keys[%d]: %w", ErrEncrypt, i, err)
-		}
-	}
-	return out, nil
-}
-
-// copyMu serializes the only use Encrypt makes of a caller's Entity: copying
-// it. go-crypto writes into an Entity as it reads it (cached signature checks,
-// even Serialize), so two goroutines may not use one at once.
-var copyMu sync.Mutex
-
-// publicCopy returns a private copy of a key's public parts, which this call
-// alone then uses; callers may thus share entities between Encrypt calls.
-func publicCopy(k *openpgp.Entity) (*openpgp.Entity, error) {
-	var b bytes.Buffer
-	copyMu.Lock()
-	err := k.Serialize(&b)
-	copyMu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	el, err := openpgp.ReadKeyRing(&b)
-	if err != nil {
-		return nil, err
-	}
-	if len(el) != 1 {
-		return nil, fmt.Errorf("%d keys in one entity", len(el))
-	}
-	return el[0], nil
 }
 
 // crlfWriter turns the armor encoder's LF line endings into CRLF (RFC 5322

@@ -143,3 +143,40 @@ func TestDeterministic(t *testing.T) {
 		t.Error("different Rand, same output")
 	}
 }
+
+// TestKeyCopiedOnce: a key's copy is made at its first message and kept,
+// with the signature checks go-crypto keeps in it, while the caller's
+// Entity is never written to.
+func TestKeyCopiedOnce(t *testing.T) {
+	t.Parallel()
+	k := key("C")
+	for i := range 3 {
+		if _, err := Encrypt(io.Discard, strings.NewReader(qpMessage), []*openpgp.Entity{k}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := publicCopy(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c == k {
+			t.Fatal("the caller's Entity is used, not a copy")
+		}
+		if i == 0 {
+			continue
+		}
+		for _, id := range c.Identities {
+			for _, sig := range id.SelfCertifications {
+				if sig.Valid == nil {
+					t.Errorf("message %d: the copy's self-signature check was not kept", i+1)
+				}
+			}
+		}
+	}
+	for _, id := range k.Identities {
+		for _, sig := range id.SelfCertifications {
+			if sig.Valid != nil {
+				t.Error("the caller's Entity was written to (a signature check kept in it)")
+			}
+		}
+	}
+}
