@@ -1,6 +1,7 @@
 package learned
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,5 +122,49 @@ func TestAdmits(t *testing.T) {
 		if got := r.Admits(host); got != want {
 			t.Errorf("Admits(%s) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+// countingStore counts the store's write calls.
+type countingStore struct {
+	Store
+	each, keys int
+}
+
+func (c *countingStore) UpdateEach(bucket string, keys []string, fn func(string, []byte) ([]byte, error)) map[string]error {
+	c.each++
+	c.keys += len(keys)
+	return c.Store.UpdateEach(bucket, keys, fn)
+}
+
+// TestFlushOneWrite: the counts of many domains reach the store in one
+// UpdateEach (one transaction in the embedded store), and every domain's
+// record is written and promoted as one by one.
+func TestFlushOneWrite(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: st}
+	clock := fakeclock.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	l := newLearner(t, cs, clock)
+	const domains = 300
+	for range 20 {
+		for i := range domains {
+			l.Observe(fmt.Sprintf("d%d.test", i), fmt.Sprintf("mx.d%d.test", i), true, false)
+		}
+		clock.Advance(9 * time.Hour)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if cs.each != 1 || cs.keys != domains {
+		t.Errorf("flush of %d domains: %d UpdateEach calls for %d keys, want 1 for %d", domains, cs.each, cs.keys, domains)
+	}
+	if n := l.Counts()[string(Verify)]; n != domains {
+		t.Errorf("%d domains promoted, want %d", n, domains)
+	}
+	if rs, _ := List(st); len(rs) != domains {
+		t.Errorf("%d records stored, want %d", len(rs), domains)
 	}
 }

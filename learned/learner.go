@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,9 +24,9 @@ type Store interface {
 	Get(bucket, key string, v any) (bool, error)
 	Delete(bucket, key string) error
 	ForEach(bucket string, fn func(key string, value []byte) error) error
-	// Update changes a record atomically, also when replicas share the
-	// store.
-	Update(bucket, key string, fn func(old []byte) ([]byte, error)) error
+	// UpdateEach changes records, each atomically, also when replicas
+	// share the store.
+	UpdateEach(bucket string, keys []string, fn func(key string, old []byte) ([]byte, error)) map[string]error
 }
 
 // Config configures a Learner.
@@ -131,9 +132,8 @@ func (l *Learner) Counts() map[string]int {
 }
 
 // FlushEvery is how many reloads Run makes per flush: counts reach the
-// store every FlushEvery intervals, one write per domain seen meanwhile,
-// so that a relay delivering to thousands of domains writes a few a
-// second at most. Learning takes days: a crash loses minutes of counts.
+// store every FlushEvery intervals, one transaction for the domains seen
+// meanwhile in the embedded store (a key each in Redis). Learning takes days: a crash loses minutes of counts.
 const FlushEvery = 10
 
 // Run reads the requirements in force every interval (other replicas'
@@ -158,48 +158,56 @@ func (l *Learner) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Flush adds the pending counts to the store, one atomic update per
-// domain, and promotes the domains that now meet the rules. On error a
-// domain's counts go back to memory for the next flush.
+// domain (one transaction for them all in the embedded store), and
+// promotes the domains that now meet the rules. On error a domain's
+// counts go back to memory for the next flush.
 func (l *Learner) Flush() error {
-	err := l.pending.Flush(func(_ string, delta *Record) error { return l.flushOne(delta) })
-	if err != nil {
+	if err := l.pending.FlushAll(l.write); err != nil {
 		return fmt.Errorf("learned: %w", err)
 	}
 	return nil
 }
 
-func (l *Learner) flushOne(delta *Record) error {
+// write adds each domain's delta to its stored record and notes the
+// promotions of the records written.
+func (l *Learner) write(todo map[string]*Record) map[string]error {
 	now := l.cfg.Now()
-	var promoted *Record
-	err := l.cfg.Store.Update(Bucket, delta.Domain, func(old []byte) ([]byte, error) {
-		r := Record{Domain: delta.Domain}
+	promoted := map[string]Record{}
+	failed := l.cfg.Store.UpdateEach(Bucket, slices.Sorted(maps.Keys(todo)), func(domain string, old []byte) ([]byte, error) {
+		delete(promoted, domain) // fn may run again (Redis)
+		r := Record{Domain: domain}
 		if old != nil {
 			if err := json.Unmarshal(old, &r); err != nil {
 				return nil, err
 			}
 		}
 		if r.Requirement != None && !now.Before(r.Expires(l.cfg.Rules)) {
-			r = Record{Domain: delta.Domain} // lapsed: learning starts over
+			r = Record{Domain: domain} // lapsed: learning starts over
 		}
-		r.add(delta)
-		promoted = nil
+		r.add(todo[domain])
 		if r.promote(l.cfg.Rules, now) {
-			cp := r
-			promoted = &cp
+			promoted[domain] = r
 		}
 		return json.Marshal(&r)
 	})
-	if err == nil && promoted != nil {
-		l.cfg.Log.Info("learned policy promoted", zap.String("domain", promoted.Domain), zap.String("requirement", string(promoted.Requirement)),
-			zap.Int("sessions", promoted.Sessions), zap.Strings("mx", promoted.MX), zap.Time("first_auth", promoted.FirstAuth))
-		l.mu.Lock()
-		l.known[promoted.Domain] = *promoted
-		l.mu.Unlock()
-		if l.cfg.Promoted != nil {
-			l.cfg.Promoted(promoted.Domain, promoted.Requirement, true)
+	for _, domain := range slices.Sorted(maps.Keys(promoted)) {
+		if failed[domain] == nil {
+			l.notePromoted(promoted[domain])
 		}
 	}
-	return err
+	return failed
+}
+
+// notePromoted logs a promotion and puts it in force.
+func (l *Learner) notePromoted(r Record) {
+	l.cfg.Log.Info("learned policy promoted", zap.String("domain", r.Domain), zap.String("requirement", string(r.Requirement)),
+		zap.Int("sessions", r.Sessions), zap.Strings("mx", r.MX), zap.Time("first_auth", r.FirstAuth))
+	l.mu.Lock()
+	l.known[r.Domain] = r
+	l.mu.Unlock()
+	if l.cfg.Promoted != nil {
+		l.cfg.Promoted(r.Domain, r.Requirement, true)
+	}
 }
 
 // Reload reads the requirements in force from the store; lapsed ones are

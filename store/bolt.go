@@ -133,19 +133,48 @@ func (s *Bolt) Update(bucket, key string, fn func(old []byte) ([]byte, error)) e
 		if err != nil {
 			return err
 		}
-		var old []byte
-		if v := bk.Get([]byte(key)); v != nil {
-			old = append([]byte(nil), v...) // bbolt's memory is read-only
-		}
-		b, err := fn(old)
+		return updateKey(bk, key, fn)
+	})
+}
+
+// UpdateEach runs fn for every key in one bbolt write transaction: one
+// sync to disk for them all. If the transaction fails, every key failed.
+func (s *Bolt) UpdateEach(bucket string, keys []string, fn func(key string, old []byte) ([]byte, error)) map[string]error {
+	failed := map[string]error{}
+	err := s.with(true, func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
 		}
-		if b == nil {
-			return bk.Delete([]byte(key))
+		for _, key := range keys {
+			if err := updateKey(bk, key, func(old []byte) ([]byte, error) { return fn(key, old) }); err != nil {
+				failed[key] = err
+			}
 		}
-		return bk.Put([]byte(key), b)
+		return nil
 	})
+	if err != nil {
+		for _, key := range keys {
+			failed[key] = err
+		}
+	}
+	return failed
+}
+
+// updateKey replaces key's value in bk by fn's result (nil: deleted).
+func updateKey(bk *bolt.Bucket, key string, fn func(old []byte) ([]byte, error)) error {
+	var old []byte
+	if v := bk.Get([]byte(key)); v != nil {
+		old = append([]byte(nil), v...) // bbolt's memory is read-only
+	}
+	b, err := fn(old)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return bk.Delete([]byte(key))
+	}
+	return bk.Put([]byte(key), b)
 }
 
 // locksBucket holds the held locks: name → boltLock.

@@ -191,6 +191,18 @@ func (s *Redis) Update(bucket, key string, fn func(old []byte) ([]byte, error)) 
 	return s.fail(fmt.Errorf("%s/%s: %d concurrent writers won in a row, giving up", bucket, key, updateTries))
 }
 
+// UpdateEach is Update key by key: each key is its own optimistic
+// transaction, as replicas write single keys.
+func (s *Redis) UpdateEach(bucket string, keys []string, fn func(key string, old []byte) ([]byte, error)) map[string]error {
+	failed := map[string]error{}
+	for _, key := range keys {
+		if err := s.Update(bucket, key, func(old []byte) ([]byte, error) { return fn(key, old) }); err != nil {
+			failed[key] = err
+		}
+	}
+	return failed
+}
+
 // fnError carries fn's error out of the transaction unwrapped.
 type fnError struct{ err error }
 

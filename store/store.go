@@ -37,6 +37,12 @@ type Store interface {
 	// a nil result deletes the key; an error from fn aborts the update
 	// and is returned. fn may run more than once.
 	Update(bucket, key string, fn func(old []byte) ([]byte, error)) error
+	// UpdateEach is Update for each of keys in turn, fn told which. The
+	// embedded store makes them one transaction, one write to disk where
+	// Update makes one per key; Redis updates key by key. It returns the
+	// keys left unwritten, with why: fn's error leaves its key alone and
+	// the others go on.
+	UpdateEach(bucket string, keys []string, fn func(key string, old []byte) ([]byte, error)) (failed map[string]error)
 	// Lock takes the lock called name for at most ttl, unless another
 	// holder (in this process or another) has it: then ErrLocked. The
 	// returned function releases it early; it does nothing once the ttl

@@ -48,21 +48,44 @@ func (d *Map[T]) Len() int {
 // delta whose write failed goes back for the next Flush; the errors are
 // joined, each naming its key.
 func (d *Map[T]) Flush(write func(key string, delta *T) error) error {
+	return d.FlushAll(func(todo map[string]*T) map[string]error {
+		failed := map[string]error{}
+		for _, key := range slices.Sorted(maps.Keys(todo)) {
+			if err := write(key, todo[key]); err != nil {
+				failed[key] = err
+			}
+		}
+		return failed
+	})
+}
+
+// FlushAll takes every delta and hands them to write at once, for a store
+// that writes many keys in one transaction; write returns the keys it
+// could not write, whose deltas go back for the next flush. The errors
+// are joined, in key order, each naming its key.
+func (d *Map[T]) FlushAll(write func(todo map[string]*T) (failed map[string]error)) error {
 	d.mu.Lock()
 	todo := d.m
 	d.m = map[string]*T{}
 	d.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	failed := write(todo)
 	var errs []error
-	for _, key := range slices.Sorted(maps.Keys(todo)) {
-		if err := write(key, todo[key]); err != nil {
-			d.mu.Lock()
-			if meanwhile := d.m[key]; meanwhile != nil {
-				d.merge(todo[key], meanwhile)
-			}
-			d.m[key] = todo[key]
-			d.mu.Unlock()
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-		}
+	for _, key := range slices.Sorted(maps.Keys(failed)) {
+		d.putBack(key, todo[key])
+		errs = append(errs, fmt.Errorf("%s: %w", key, failed[key]))
 	}
 	return errors.Join(errs...)
+}
+
+// putBack returns an unwritten delta, merged with what came meanwhile.
+func (d *Map[T]) putBack(key string, v *T) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if meanwhile := d.m[key]; meanwhile != nil {
+		d.merge(v, meanwhile)
+	}
+	d.m[key] = v
 }

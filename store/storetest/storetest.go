@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"UpdateAtomic", updateAtomic},
 		{"UpdateCreatesAndDeletes", updateCreatesAndDeletes},
 		{"UpdateError", updateError},
+		{"UpdateEach", updateEach},
 		{"Lock", lock},
 		{"LockExpires", lockExpires},
 		{"Check", check},
@@ -283,6 +284,67 @@ func updateError(t *testing.T, a, b store.Store) {
 	}
 	if ok, err := b.Get("bk", "absent", new(any)); ok || err != nil {
 		t.Errorf("Get after a failed Update of a missing key = %v, %v; want false, nil", ok, err)
+	}
+}
+
+// updateEach: every key is updated as Update would, concurrent increments
+// of one key from the other store are not lost, and a key whose fn errs
+// is left as it was and named, the others written.
+func updateEach(t *testing.T, a, b store.Store) {
+	if err := a.Put("bk", "bad", item{"kept", 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put("bk", "gone", item{"old", 1}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 20 {
+			if err := b.Update("bk", "n", increment); err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		}
+	})
+	var failed map[string]error
+	wg.Go(func() {
+		for range 20 {
+			failed = a.UpdateEach("bk", []string{"bad", "gone", "n", "new"}, func(key string, old []byte) ([]byte, error) {
+				switch key {
+				case "bad":
+					return []byte(`{"name":"x"}`), boom
+				case "gone":
+					return nil, nil
+				case "new":
+					return json.Marshal(item{"new", 2})
+				}
+				return increment(old)
+			})
+			if len(failed) != 1 || !errors.Is(failed["bad"], boom) {
+				t.Errorf("UpdateEach failed = %v, want bad: boom only", failed)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	var c counter
+	if ok, err := b.Get("bk", "n", &c); !ok || err != nil || c.N != 40 {
+		t.Errorf("n after 20 increments by Update and 20 by UpdateEach = %d (%v, %v), want 40", c.N, ok, err)
+	}
+	var keys []string
+	_ = b.ForEach("bk", func(k string, _ []byte) error { keys = append(keys, k); return nil })
+	if !slices.Equal(keys, []string{"bad", "n", "new"}) {
+		t.Errorf("keys after UpdateEach %q, want bad, n, new", keys)
+	}
+	var got item
+	if ok, err := b.Get("bk", "bad", &got); !ok || err != nil || got != (item{"kept", 7}) {
+		t.Errorf("the key whose fn erred = %+v (%v, %v), want {kept 7} untouched", got, ok, err)
+	}
+	if ok, err := b.Get("bk", "new", &got); !ok || err != nil || got != (item{"new", 2}) {
+		t.Errorf("the new key = %+v (%v, %v), want {new 2}", got, ok, err)
+	}
+	if ok, err := b.Get("bk", "gone", &got); ok || err != nil {
+		t.Errorf("the key updated to nil is still there (%v, %v)", ok, err)
 	}
 }
 
