@@ -22,7 +22,8 @@ bench: build
 
 # A provider's destination mix through the LMTP listener: 1, 100, 1,000
 # and 10,000 domains (Zipf), MTA-STS, DANE and WKD among them, a cold pass
-# of 50,000 messages then a measured warm pass of 10,000, medians of five. Needs root (the policy server takes
-# 127.0.2.1:443). See cmd/caliop-bench/mixworld.go.
+# of 50,000 messages each, then the measured warm passes of 10,000 back to
+# back, medians of five. Needs root (each world's policy server takes port
+# 443 of 127.0.2.k). See cmd/caliop-bench/mix.go and mixworld.go.
 bench-mix: build
 	go run ./cmd/caliop-bench -caliop bin/caliop -mix 1,100,1000,10000 -mix-warmup 50000 -mix-messages 10000 -repeat 5 $(BENCHFLAGS)

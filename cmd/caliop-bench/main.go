@@ -88,7 +88,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, caliop log)")
 	flag.IntVar(&o.repeat, "repeat", 1, "runs of each throughput measure; the report gives medians")
 	var mix string
-	flag.StringVar(&mix, "mix", "", "run the provider's mix instead, for these domain counts (e.g. 1,100,1000,10000); needs root for 127.0.2.1:443")
+	flag.StringVar(&mix, "mix", "", "run the provider's mix instead, for these domain counts (e.g. 1,100,1000,10000); needs root for port 443 of 127.0.2.k, one per domain count")
 	flag.IntVar(&o.mixMessages, "mix-messages", 5000, "messages per mix pass")
 	flag.IntVar(&o.mixSessions, "mix-sessions", 20, "LMTP sessions of the mix")
 	flag.IntVar(&o.mixWarmup, "mix-warmup", 0, "messages of the cold pass (0: as -mix-messages)")

@@ -38,10 +38,13 @@ type mixRun struct {
 	Latency    []time.Duration // per LMTP transaction, MAIL to the last reply
 }
 
-// runMix runs the mix for each domain count of o.mix: a world of that
-// many domains, Caliop on it, a first pass (cold: policies fetched, keys
-// looked up, connections opened; o.mixWarmup messages, or o.mixMessages)
-// and a measured pass of o.mixMessages on the warm process.
+// runMix runs the mix for each domain count of o.mix, o.repeat times.
+// A repetition starts, for each count, a world of that many domains and
+// a fresh Caliop on it, and sends it a first pass (cold: policies
+// fetched, keys looked up, connections opened; o.mixWarmup messages, or
+// o.mixMessages). Then the measured passes of o.mixMessages each follow
+// one another, one per count, within seconds: the ratios between them
+// are not made of the virtual machine's drift over minutes.
 func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
 	fmt.Fprintf(w, "Caliop provider mix: LMTP, %d sessions, %d-byte messages, 1 to 4 recipients (mean 2.5), domains drawn Zipf (s=%.1f); machine: %s\n",
 		o.mixSessions, o.size, mixZipfS, machine())
@@ -49,17 +52,54 @@ func runMix(ctx context.Context, o options, dir string, w io.Writer) error {
 		"domains", "pass", "messages", "msg/s", "cpu µs/msg", "deliv/msg", "µs/deliv", "dns/msg", "sts get", "wkd get", "tls/msg", "p50 ms", "p99 ms", "rss MiB", "series, sizes")
 	var warm []mixWarm
 	for rep := range max(o.repeat, 1) {
-		for _, n := range o.mix {
-			m, err := mixOnce(ctx, o, dir, n, w)
-			if err != nil {
-				return fmt.Errorf("mix of %d domains: %w", n, err)
-			}
-			m.rep = rep
-			warm = append(warm, m)
+		runs, err := mixRepetition(ctx, o, dir, w)
+		if err != nil {
+			return err
 		}
+		for i := range runs {
+			runs[i].rep = rep
+		}
+		warm = append(warm, runs...)
 	}
 	mixMedians(w, o, warm)
 	return nil
+}
+
+// mixRepetition is one repetition of runMix: its warm passes.
+func mixRepetition(ctx context.Context, o options, dir string, w io.Writer) ([]mixWarm, error) {
+	var setups []*mixSetup
+	defer func() {
+		for _, s := range setups {
+			s.close()
+		}
+	}()
+	for i, n := range o.mix {
+		s, err := startMix(o, dir, n, fmt.Sprintf("127.0.2.%d", i+1))
+		if err != nil {
+			return nil, fmt.Errorf("mix of %d domains: %w", n, err)
+		}
+		setups = append(setups, s)
+		count := cmpOr(o.mixWarmup, o.mixMessages)
+		if _, err := s.pass(ctx, o, "cold", count, 0, w); err != nil {
+			return nil, fmt.Errorf("mix of %d domains: %w", n, err)
+		}
+	}
+	var out []mixWarm
+	for _, s := range setups {
+		m, err := s.pass(ctx, o, "warm", o.mixMessages, 1, w)
+		if err != nil {
+			return nil, fmt.Errorf("mix of %d domains: %w", s.world.domains, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func cmpOr(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
 }
 
 // mixWarm is what the medians are made of: one warm pass.
@@ -96,63 +136,80 @@ func mixMedians(w io.Writer, o options, runs []mixWarm) {
 	}
 }
 
-func mixOnce(ctx context.Context, o options, dir string, n int, w io.Writer) (mixWarm, error) {
-	var out mixWarm
-	dir, err := os.MkdirTemp(dir, fmt.Sprintf("mix-%d-", n))
+// mixSetup is one domain count's world and the Caliop delivering into it.
+type mixSetup struct {
+	world         *mixWorld
+	proc          *e2e.Process
+	lmtp, metrics string
+	log           *os.File
+}
+
+// startMix starts n domains' world, its HTTPS server on httpsIP, and a
+// Caliop on it.
+func startMix(o options, dir string, n int, httpsIP string) (_ *mixSetup, err error) {
+	dir, err = os.MkdirTemp(dir, fmt.Sprintf("mix-%d-", n))
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	world, err := startMixWorld(n, dir)
-	if err != nil {
-		return out, err
-	}
-	defer world.close()
-	lmtp, err := e2e.FreeAddr()
-	if err != nil {
-		return out, err
-	}
-	metricsAddr, err := e2e.FreeAddr()
-	if err != nil {
-		return out, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "caliop.log"))
-	if err != nil {
-		return out, err
-	}
-	defer logf.Close()
-	proc, err := e2e.Start(o.caliop, dir, e2e.Config{
-		DataDir: filepath.Join(dir, "data"), DNS: world.dns.Addr, LMTP: lmtp, Metrics: metricsAddr,
-		MXPort: world.mxPort(), LogLevel: o.logLevel, Env: []string{"SSL_CERT_FILE=" + world.caFile},
-	}, logf)
-	if err != nil {
-		return out, err
-	}
-	defer proc.Stop(10 * time.Second)
-	for pass, name := range []string{"cold", "warm"} {
-		count := o.mixMessages
-		if pass == 0 && o.mixWarmup > 0 {
-			count = o.mixWarmup
-		}
-		r, err := mixPass(ctx, o, world, proc, lmtp, n, count, uint64(pass))
+	s := &mixSetup{}
+	defer func() {
 		if err != nil {
-			return out, fmt.Errorf("%s pass: %w (log: %s)", name, err, logf.Name())
+			s.close()
 		}
-		rss, _ := e2e.ProcStatusBytes(proc.Pid(), "VmRSS")
-		pool, series := scrape(metricsAddr)
-		deliveries := float64(max(r.Sink.Messages, 1))
-		fmt.Fprintf(w, "%8d %5s %8d %8.0f %10.0f %9.2f %10.0f %8.2f %8d %8d %8.3f %8.2f %8.2f %8.1f  %d, %s\n",
-			n, name, r.Messages, float64(r.Messages)/r.Elapsed.Seconds(), float64(r.CPU.Microseconds())/float64(r.Messages),
-			deliveries/float64(r.Messages), float64(r.CPU.Microseconds())/deliveries,
-			float64(r.DNS)/float64(r.Messages), r.STSFetches, r.WKDFetches, float64(r.Handshakes)/float64(r.Messages),
-			msf(percentile(r.Latency, 50)), msf(percentile(r.Latency, 99)), float64(rss)/(1<<20), series, pool)
-		if r.Refused > 0 {
-			fmt.Fprintf(w, "         %d of %d recipients not accepted (see %s)\n", r.Refused, r.Rcpts, logf.Name())
-		}
-		cpu := float64(r.CPU.Microseconds())
-		out = mixWarm{domains: n, rate: float64(r.Messages) / r.Elapsed.Seconds(), perMsg: cpu / float64(r.Messages),
-			perDelivery: cpu / deliveries, rss: float64(rss) / (1 << 20)}
+	}()
+	if s.world, err = startMixWorld(n, dir, httpsIP); err != nil {
+		return nil, err
 	}
-	return out, nil
+	if s.lmtp, err = e2e.FreeAddr(); err != nil {
+		return nil, err
+	}
+	if s.metrics, err = e2e.FreeAddr(); err != nil {
+		return nil, err
+	}
+	if s.log, err = os.Create(filepath.Join(dir, "caliop.log")); err != nil {
+		return nil, err
+	}
+	s.proc, err = e2e.Start(o.caliop, dir, e2e.Config{
+		DataDir: filepath.Join(dir, "data"), DNS: s.world.dns.Addr, LMTP: s.lmtp, Metrics: s.metrics,
+		MXPort: s.world.mxPort(), LogLevel: o.logLevel, Env: []string{"SSL_CERT_FILE=" + s.world.caFile},
+	}, s.log)
+	return s, err
+}
+
+func (s *mixSetup) close() {
+	if s.proc != nil {
+		s.proc.Stop(10 * time.Second)
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+	if s.world != nil {
+		s.world.close()
+	}
+}
+
+// pass sends count messages, prints the pass's line and returns its
+// figures.
+func (s *mixSetup) pass(ctx context.Context, o options, name string, count int, seed uint64, w io.Writer) (mixWarm, error) {
+	n := s.world.domains
+	r, err := mixPass(ctx, o, s.world, s.proc, s.lmtp, n, count, seed)
+	if err != nil {
+		return mixWarm{}, fmt.Errorf("%s pass: %w (log: %s)", name, err, s.log.Name())
+	}
+	rss, _ := e2e.ProcStatusBytes(s.proc.Pid(), "VmRSS")
+	pool, series := scrape(s.metrics)
+	deliveries := float64(max(r.Sink.Messages, 1))
+	fmt.Fprintf(w, "%8d %5s %8d %8.0f %10.0f %9.2f %10.0f %8.2f %8d %8d %8.3f %8.2f %8.2f %8.1f  %d, %s\n",
+		n, name, r.Messages, float64(r.Messages)/r.Elapsed.Seconds(), float64(r.CPU.Microseconds())/float64(r.Messages),
+		deliveries/float64(r.Messages), float64(r.CPU.Microseconds())/deliveries,
+		float64(r.DNS)/float64(r.Messages), r.STSFetches, r.WKDFetches, float64(r.Handshakes)/float64(r.Messages),
+		msf(percentile(r.Latency, 50)), msf(percentile(r.Latency, 99)), float64(rss)/(1<<20), series, pool)
+	if r.Refused > 0 {
+		fmt.Fprintf(w, "         %d of %d recipients not accepted (see %s)\n", r.Refused, r.Rcpts, s.log.Name())
+	}
+	cpu := float64(r.CPU.Microseconds())
+	return mixWarm{domains: n, rate: float64(r.Messages) / r.Elapsed.Seconds(), perMsg: cpu / float64(r.Messages),
+		perDelivery: cpu / deliveries, rss: float64(rss) / (1 << 20)}, nil
 }
 
 // mixZipfS is the Zipf exponent of the domain draw: a few big domains,

@@ -46,9 +46,12 @@ import (
 // d0.test, the whole of the one-domain mix, thus has an MX only: the
 // common case.
 //
-// The policies and the WKD keys are served over HTTPS on 127.0.2.1:443.
+// The policies and the WKD keys are served over HTTPS on port 443 of the
+// world's own loopback address (127.0.2.k), so that several worlds can run
+// side by side.
 type mixWorld struct {
 	domains int
+	httpsIP string
 	sinks   []*sink
 	dns     *dnstest.Server
 	https   *http.Server
@@ -77,9 +80,10 @@ func mixTwoMX(i int) bool           { return i%5 == 4 }
 func mixDomain(i int) string        { return "d" + strconv.Itoa(i) + ".test" }
 func mixSinkIP(provider int) string { return fmt.Sprintf("127.0.1.%d", provider+1) }
 
-// startMixWorld starts n domains' world; dir holds the CA file.
-func startMixWorld(n int, dir string) (_ *mixWorld, err error) {
-	w := &mixWorld{domains: n, certs: map[string]*tls.Certificate{}, keys: map[string][]byte{}}
+// startMixWorld starts n domains' world, with its HTTPS server on
+// httpsIP; dir holds the CA file.
+func startMixWorld(n int, dir, httpsIP string) (_ *mixWorld, err error) {
+	w := &mixWorld{domains: n, httpsIP: httpsIP, certs: map[string]*tls.Certificate{}, keys: map[string][]byte{}}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -154,18 +158,19 @@ func (w *mixWorld) publishDomain(i, p int) {
 	}
 	if mixSTS(i, p) {
 		w.dns.Add(`_mta-sts.` + d + `. 300 IN TXT "v=STSv1; id=1"`)
-		w.dns.Add("mta-sts." + d + ". 300 IN A 127.0.2.1")
+		w.dns.Add("mta-sts." + d + ". 300 IN A " + w.httpsIP)
 	}
 	if mixWKD(i) {
-		w.dns.Add("openpgpkey." + d + ". 300 IN A 127.0.2.1")
+		w.dns.Add("openpgpkey." + d + ". 300 IN A " + w.httpsIP)
 	}
 }
 
-// startHTTPS serves MTA-STS policies and WKD keys on 127.0.2.1:443.
+// startHTTPS serves MTA-STS policies and WKD keys on port 443 of
+// w.httpsIP.
 func (w *mixWorld) startHTTPS() error {
-	l, err := net.Listen("tcp", "127.0.2.1:443")
+	l, err := net.Listen("tcp", net.JoinHostPort(w.httpsIP, "443"))
 	if err != nil {
-		return fmt.Errorf("mix: the policy and WKD server needs 127.0.2.1:443 (root): %w", err)
+		return fmt.Errorf("mix: the policy and WKD server needs %s:443 (root): %w", w.httpsIP, err)
 	}
 	w.https = &http.Server{Handler: http.HandlerFunc(w.serveHTTPS), ErrorLog: nil,
 		TLSConfig: &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return w.leaf(h.ServerName) }}}
