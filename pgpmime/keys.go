@@ -17,8 +17,10 @@ import (
 // first message, not at every one. A copy is used by one encryption at a
 // time (lockKeys).
 
-// maxCopies bounds the copies kept; past it one taken at random goes.
-const maxCopies = 4096
+// maxCopies bounds the copies kept; past it one taken at random goes. A
+// parsed key takes about 6 KiB: the keys of the busiest recipients are
+// kept, not every key the relay has seen.
+const maxCopies = 512
 
 var copies = struct {
 	sync.Mutex
