@@ -35,9 +35,11 @@ const obscuredSubject = "[...]"
 // the encryption starts (a malformed header, a key that cannot encrypt)
 // nothing is written; an I/O error later leaves w partial: discard it.
 //
-// Encrypt uses keys only to copy them, under a lock all Encrypt calls share:
+// Encrypt reads keys under locks all Encrypt calls share (lockKeys):
 // concurrent calls may pass the same entities, but no other code may use them
-// meanwhile (go-crypto entities are not safe for concurrent use, even to read).
+// meanwhile (go-crypto entities are not safe for concurrent use, even to read:
+// go-crypto keeps its signature checks in them, so a key's self-signatures
+// are checked at its first message, not at every one).
 //
 // Encrypt holds msg in memory; EncryptMessage streams a message that can
 // be read twice (a spool).
@@ -82,8 +84,7 @@ func EncryptMessage(w io.Writer, m Message, keys []*openpgp.Entity, opts Options
 		_, err := io.Copy(w, m.Open())
 		return d, err
 	}
-	recipients, err := publicCopies(keys)
-	if err != nil {
+	if err := checkKeys(keys); err != nil {
 		return "", err
 	}
 	random := opts.Rand
@@ -103,11 +104,10 @@ func EncryptMessage(w io.Writer, m Message, keys []*openpgp.Entity, opts Options
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
 	}
-	unlock := lockKeys(recipients)
-	pw, err := openpgp.Encrypt(aw, nil, recipients, nil, nil, &packet.Config{Rand: random, Time: opts.Now})
+	unlock := lockKeys(keys)
+	pw, err := openpgp.Encrypt(aw, nil, keys, nil, nil, &packet.Config{Rand: random, Time: opts.Now})
 	unlock()
 	if err != nil {
-		forgetCopies(keys) // the next message checks them afresh
 		return "", fmt.Errorf("%w: %w", ErrEncrypt, err)
 	}
 	if _, err := w.Write(outer(m.Header, opts, boundary)); err != nil {
