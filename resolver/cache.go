@@ -28,7 +28,7 @@ type cache struct {
 }
 
 type cacheKey struct {
-	name  string // canonical FQDN
+	name  string // cacheName: lowercase, no trailing dot
 	qtype uint16
 }
 
@@ -160,11 +160,7 @@ func (r *Resolver) cached(name string, qtype uint16) bool {
 	if r.cache == nil {
 		return false
 	}
-	fqdn, err := canonical(name)
-	if err != nil {
-		return false
-	}
-	_, ok := r.cache.get(cacheKey{fqdn, qtype})
+	_, ok := r.cache.get(cacheKey{cacheName(name), qtype})
 	return ok
 }
 

@@ -142,3 +142,28 @@ func TestCacheSizeNegative(t *testing.T) {
 		t.Errorf("New() error = %v", err)
 	}
 }
+
+// TestCacheOneEntryPerName: a name in capitals or with its trailing dot
+// is the same name (RFC 4343): one query, one cached answer; an invalid
+// name is refused before the cache and the network.
+func TestCacheOneEntryPerName(t *testing.T) {
+	t.Parallel()
+	s := dnstest.Start(t)
+	s.Add("same.test. 300 IN MX 10 mx.same.test.")
+	r, _ := newCachingResolver(t, s.Addr)
+	for _, name := range []string{"same.test", "SAME.test.", " same.TEST ", "same.test."} {
+		mxs, _, err := r.LookupMX(context.Background(), name)
+		if err != nil || len(mxs) != 1 || mxs[0].Host != "mx.same.test" {
+			t.Fatalf("LookupMX(%q) = %v, %v", name, mxs, err)
+		}
+	}
+	if n := queriesFor(s, "same.test", dns.TypeMX); n != 1 {
+		t.Errorf("%d queries for four spellings of one name, want 1", n)
+	}
+	if r.CacheLen() != 1 {
+		t.Errorf("cache holds %d answers, want 1", r.CacheLen())
+	}
+	if _, _, err := r.LookupMX(context.Background(), "bad..name"); err == nil {
+		t.Error("invalid name accepted")
+	}
+}

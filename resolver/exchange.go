@@ -33,16 +33,19 @@ func (r *Resolver) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 // exchange is Exchange through the cache; the message it returns may be
 // shared and must not be modified.
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, Result, error) {
+	k := cacheKey{cacheName(name), qtype}
+	if r.cache != nil {
+		// Only valid names reach the cache: a hit needs no check.
+		if e, ok := r.cache.get(k); ok {
+			return e.msg, e.res, e.err
+		}
+	}
 	fqdn, err := canonical(name)
 	if err != nil {
 		return nil, Result{}, err
 	}
 	if r.cache == nil {
 		return r.ask(ctx, fqdn, qtype)
-	}
-	k := cacheKey{fqdn, qtype}
-	if e, ok := r.cache.get(k); ok {
-		return e.msg, e.res, e.err
 	}
 	resp, res, err := r.ask(ctx, fqdn, qtype)
 	if resp != nil {
@@ -182,6 +185,17 @@ func canonical(name string) (string, error) {
 		return "", fmt.Errorf("resolver: invalid name %q", name)
 	}
 	return fqdn, nil
+}
+
+// cacheName is name as the cache knows it: trimmed, lowercase, without
+// its trailing dot (the root stays "."). It allocates only for a name
+// with capitals, where canonical always does.
+func cacheName(name string) string {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if len(name) > 1 {
+		name = strings.TrimSuffix(name, ".")
+	}
+	return name
 }
 
 // describe names a query in errors: "MX example.com".

@@ -84,10 +84,17 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Res
 		return nil, Result{}, err6
 	}
 
-	var addrs []netip.Addr
-	seen := make(map[netip.Addr]bool)
+	addrs := make([]netip.Addr, 0, len(v4)+len(v6))
+	var seen map[netip.Addr]bool // only for long answers: most hosts have a few addresses
+	if cap(addrs) > 16 {
+		seen = make(map[netip.Addr]bool, cap(addrs))
+	}
 	add := func(a netip.Addr, ok bool) {
-		if ok && !seen[a] {
+		switch {
+		case !ok:
+		case seen == nil && !slices.Contains(addrs, a):
+			addrs = append(addrs, a)
+		case seen != nil && !seen[a]:
 			seen[a] = true
 			addrs = append(addrs, a)
 		}
