@@ -14,7 +14,7 @@ func TestWorkers(t *testing.T) {
 		done := make(chan struct{})
 		w.Go(func() { close(done) })
 		<-done
-		waitFor(t, func() bool { return w.waiting.Load() == 1 }, "worker back to waiting after route %d", i)
+		waitFor(t, func() bool { return w.idleCount() == 1 }, "worker back to idle after route %d", i)
 	}
 	if n := w.started.Load(); n != 1 {
 		t.Errorf("20 routes one after another started %d workers, want 1", n)
