@@ -183,6 +183,7 @@ func startMix(o options, dir string, n int, httpsIP string) (_ *mixSetup, err er
 	return s, err
 }
 
+// close stops what startMix started.
 func (s *mixSetup) close() {
 	if s.proc != nil {
 		s.proc.Stop(10 * time.Second)
