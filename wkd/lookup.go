@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
@@ -55,6 +56,9 @@ type Client struct {
 	Roots *x509.CertPool
 	// Now is the time at which keys must be valid; nil means time.Now.
 	Now func() time.Time
+
+	httpOnce sync.Once
+	http     *http.Client // built at the first fetch (client)
 }
 
 // Lookup finds the key of address ("local@domain") in its domain's Web
@@ -68,7 +72,8 @@ type Client struct {
 // ErrNoKey with ErrNoDirectory: there is no directory to ask). A DNS failure is ErrUnknown
 // and no request is made.
 //
-// Only HTTPS is spoken, with the certificate verified for the URL's host;
+// Only HTTPS is spoken, with the certificate verified for the URL's host
+// (a host's connection and TLS session are kept for its next lookup);
 // at most 3 redirects are followed, each to an https URL on port 443,
 // without a Referer (the local part is sent only in the l= parameter of
 // the URL). A 200 answer is parsed as keys, a 404 is ErrNoKey, any other
@@ -138,9 +143,7 @@ func (c *Client) fetch(ctx context.Context, rawURL string) ([]byte, error) {
 	}
 	req.Header.Set("User-Agent", userAgent)
 	host := req.URL.Host
-	client, transport := c.client()
-	defer transport.CloseIdleConnections()
-	resp, err := client.Do(req)
+	resp, err := c.client().Do(req)
 	if err != nil {
 		return nil, transportError(ctx, host, err)
 	}
@@ -166,22 +169,39 @@ func (c *Client) fetch(ctx context.Context, rawURL string) ([]byte, error) {
 	return body, nil
 }
 
-// client builds a client for one lookup: the caller's dialer, no proxy,
-// no connection reuse, no cookies, TLS 1.2 or later verified for each
-// URL's host, redirects checked by checkRedirect.
-func (c *Client) client() (*http.Client, *http.Transport) {
-	transport := &http.Transport{
-		Proxy:       nil,
-		DialContext: c.DialContext,
-		TLSClientConfig: &tls.Config{
-			RootCAs:    c.Roots,
-			MinVersion: tls.VersionTLS12,
-		},
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-	return &http.Client{Transport: transport, CheckRedirect: checkRedirect}, transport
+// Connection reuse between lookups: a directory host's connection is
+// kept a while for the next address there (a domain's users are looked
+// up one after another), and its TLS session resumed after that, so that
+// a lookup seldom pays a full handshake and certificate check.
+const (
+	idleConnTimeout = 30 * time.Second
+	maxIdleConns    = 64
+	tlsSessions     = 1024
+)
+
+// client is c's HTTP client, built once: the caller's dialer, no proxy,
+// no cookies, TLS 1.2 or later verified for each URL's host, sessions
+// resumed, one idle connection per host for idleConnTimeout, redirects
+// checked by checkRedirect.
+func (c *Client) client() *http.Client {
+	c.httpOnce.Do(func() {
+		transport := &http.Transport{
+			Proxy:       nil,
+			DialContext: c.DialContext,
+			TLSClientConfig: &tls.Config{
+				RootCAs:            c.Roots,
+				MinVersion:         tls.VersionTLS12,
+				ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions),
+			},
+			MaxIdleConns:           maxIdleConns,
+			MaxIdleConnsPerHost:    1,
+			IdleConnTimeout:        idleConnTimeout,
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: 64 << 10,
+		}
+		c.http = &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+	})
+	return c.http
 }
 
 // checkRedirect follows at most maxRedirects redirects, only to https on

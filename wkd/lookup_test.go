@@ -137,14 +137,14 @@ func TestLookup(t *testing.T) {
 			name: "three redirects followed", has: both,
 			routes: map[string]http.HandlerFunc{advHost: redirect("https://keys.example.net/r/2"), "keys.example.net": hops(key)},
 			method: "advanced", asked: []string{advHost},
-			dialed:   []string{advDial, "keys.example.net:443", "keys.example.net:443", "keys.example.net:443"},
+			dialed:   []string{advDial, "keys.example.net:443"}, // one connection per host, kept
 			requests: []string{adv, "keys.example.net/r/2", "keys.example.net/r/1", "keys.example.net/r/0"},
 		},
 		{
 			name: "four redirects refused", has: both, wantErr: ErrUnknown,
 			routes: map[string]http.HandlerFunc{advHost: redirect("https://keys.example.net/r/3"), "keys.example.net": hops(key)},
 			method: "advanced", asked: []string{advHost},
-			dialed:   []string{advDial, "keys.example.net:443", "keys.example.net:443", "keys.example.net:443"},
+			dialed:   []string{advDial, "keys.example.net:443"}, // one connection per host, kept
 			requests: []string{adv, "keys.example.net/r/3", "keys.example.net/r/2", "keys.example.net/r/1"},
 		},
 		{
@@ -259,5 +259,23 @@ func TestLookupNeedsDNSAndDialer(t *testing.T) {
 		if _, err := c.Lookup(context.Background(), "joe@example.org"); !errors.Is(err, ErrUnknown) {
 			t.Errorf("Lookup with missing fields: err = %v, want ErrUnknown", err)
 		}
+	}
+}
+
+// TestConnectionReused: a second lookup at the same directory host goes
+// over the first one's connection: one dial, two requests.
+func TestConnectionReused(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t)
+	w := newWeb(t, ca, map[string]http.HandlerFunc{"openpgpkey.example.org": serve(fixture(t, "valid-2023-rsa3072"))})
+	w.has["openpgpkey.example.org"] = true
+	c := w.client(ca)
+	for _, addr := range []string{"joe@example.org", "ann@example.org"} {
+		c.Lookup(context.Background(), addr) // ann's is no key: still a request
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.requests) != 2 || len(w.dialed) != 1 {
+		t.Errorf("two lookups at one host: %d requests over %d connections, want 2 over 1", len(w.requests), len(w.dialed))
 	}
 }
