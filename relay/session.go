@@ -123,6 +123,8 @@ func (sess *session) addRecipient(to string) error {
 	}
 	// The WKD decision and the plan (MX, policies: DNS and HTTPS) run at
 	// once: a slow or dead resolver costs one timeout, not two.
+	// decide writes r.key meanwhile: the domain is read before.
+	domain := r.domain()
 	decided := make(chan error, 1)
 	if sess.s.opts.PGP == nil {
 		decided <- nil
@@ -130,9 +132,9 @@ func (sess *session) addRecipient(to string) error {
 		go func() { decided <- sess.decide(&r) }()
 	}
 	var pre *plannedRoute
-	if sess.txn == nil || len(sess.rcpt) == 0 && sess.route != r.domain() {
+	if sess.txn == nil || len(sess.rcpt) == 0 && sess.route != domain {
 		ctx, cancel := context.WithTimeout(context.Background(), sess.s.opts.DeliveryTimeout)
-		plan, err := sess.s.planFor(ctx, r.domain())
+		plan, err := sess.s.planFor(ctx, domain)
 		cancel()
 		pre = &plannedRoute{plan, err}
 	}
