@@ -48,6 +48,26 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, Result
 	return txts, res, nil
 }
 
+// HasAddress reports whether host has an A or AAAA record, asking as
+// little as it can: A first; AAAA only when A is NODATA, since NXDOMAIN
+// says the name has no records of any type (RFC 8020 §2) and one A
+// record is enough. NXDOMAIN and NODATA are (false, nil); a failed
+// query is an error.
+func (r *Resolver) HasAddress(ctx context.Context, host string) (bool, error) {
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		rrs, _, err := r.lookup(ctx, host, qtype)
+		switch {
+		case errors.Is(err, ErrNXDomain):
+			return false, nil
+		case err != nil:
+			return false, err
+		case len(rrs) > 0:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // LookupIP queries A and AAAA for host in parallel and returns the IPv4
 // addresses, then the IPv6 ones, each in answer order without duplicates.
 //

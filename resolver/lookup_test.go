@@ -452,3 +452,38 @@ func TestCanonicalAndTLSA(t *testing.T) {
 		t.Errorf("LookupTLSA(missing) = %v, %+v, %v; want an authenticated NXDOMAIN", rrs, res, err)
 	}
 }
+
+// TestHasAddress: A first; AAAA only after an A NODATA; NXDOMAIN and
+// NODATA are no address; a failure is an error.
+func TestHasAddress(t *testing.T) {
+	t.Parallel()
+	s := dnstest.Start(t)
+	s.Add(
+		"test. 3600 IN SOA ns.test. host.test. 1 3600 600 86400 300",
+		"v4.test. 300 IN A 192.0.2.1",
+		"v6.test. 300 IN AAAA 2001:db8::1",
+		"mx-only.test. 300 IN MX 10 mx.test.",
+	)
+	s.SetRcode("broken.test", dns.TypeA, dns.RcodeServerFailure)
+	r := newResolver(t, s.Addr)
+	for _, tc := range []struct {
+		host      string
+		want      bool
+		wantErr   bool
+		aaaaAsked bool
+	}{
+		{"v4.test", true, false, false},
+		{"v6.test", true, false, true},
+		{"mx-only.test", false, false, true},
+		{"absent.test", false, false, false}, // NXDOMAIN: nothing to ask AAAA about
+		{"broken.test", false, true, false},
+	} {
+		got, err := r.HasAddress(context.Background(), tc.host)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("HasAddress(%s) = %v, %v; want %v, error %v", tc.host, got, err, tc.want, tc.wantErr)
+		}
+		if asked := queriesFor(s, tc.host, dns.TypeAAAA) > 0; asked != tc.aaaaAsked {
+			t.Errorf("HasAddress(%s): AAAA asked %v, want %v", tc.host, asked, tc.aaaaAsked)
+		}
+	}
+}

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -41,7 +39,7 @@ func newPGP(cfg *config.Config, st store.Store, res *resolver.Resolver, dial res
 	if err != nil {
 		return nil, nil, err
 	}
-	client := &wkd.Client{DialContext: res.Dialer(dial), HasAddress: hasAddress(res)}
+	client := &wkd.Client{DialContext: res.Dialer(dial), HasAddress: res.HasAddress}
 	cache, err := wkdcache.Open(wkdcache.Config{
 		WKD: client, Store: st, Log: log,
 		KeyTTL: time.Duration(p.KeyTTL), NoKeyTTL: time.Duration(p.NoKeyTTL),
@@ -58,19 +56,6 @@ func newPGP(cfg *config.Config, st store.Store, res *resolver.Resolver, dial res
 		Permanent: p.Required == "permanent", EncryptDKIMSigned: p.EncryptDKIMSigned,
 		Options: pgpmime.Options{HideSubject: p.HideSubject, SkipLists: p.SkipLists},
 	}, cache, nil
-}
-
-// hasAddress tells WKD whether a host has an address: NXDOMAIN and
-// NODATA are "no", a failed lookup is an error (draft §3.1: only a host
-// without address sends the lookup to the direct method).
-func hasAddress(res *resolver.Resolver) func(ctx context.Context, host string) (bool, error) {
-	return func(ctx context.Context, host string) (bool, error) {
-		addrs, _, err := res.LookupIP(ctx, host)
-		if errors.Is(err, resolver.ErrNXDomain) {
-			return false, nil
-		}
-		return len(addrs) > 0, err
-	}
 }
 
 // dkimKeys loads the DKIM signing keys of the pgp section.

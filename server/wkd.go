@@ -32,7 +32,7 @@ func ShowWKD(cfg *config.Config, address string, out io.Writer) error {
 		return fmt.Errorf("%q is not an address", address)
 	}
 	fmt.Fprintf(out, "address: %s\nhash:    %s\nurls:    %s\n         %s\n", address, wkd.Hash(local), wkd.AdvancedURL(local, domain), wkd.DirectURL(local, domain))
-	client := &wkd.Client{DialContext: res.Dialer(d.DialContext), HasAddress: hasAddress(res)}
+	client := &wkd.Client{DialContext: res.Dialer(d.DialContext), HasAddress: res.HasAddress}
 	l, err := client.Lookup(ctx, address)
 	fmt.Fprintf(out, "method:  %s\n", l.Method)
 	switch {
