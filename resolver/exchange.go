@@ -63,7 +63,7 @@ func (r *Resolver) ask(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg
 		if err := ctx.Err(); err != nil {
 			return nil, Result{}, fmt.Errorf("%w: %s: %w", ErrTimeout, desc, err)
 		}
-		resp, err := r.query(ctx, s.addr, fqdn, qtype)
+		resp, err := r.query(ctx, s, fqdn, qtype)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, Result{}, fmt.Errorf("%w: %s: %w", ErrTimeout, desc, cerr)
@@ -104,12 +104,12 @@ func (s server) authentic(resp *dns.Msg) bool {
 
 // query asks one server, over UDP and then over TCP if the UDP answer was
 // truncated (RFC 1035 §4.2.1, RFC 7766 §5).
-func (r *Resolver) query(ctx context.Context, addr, fqdn string, qtype uint16) (*dns.Msg, error) {
+func (r *Resolver) query(ctx context.Context, s server, fqdn string, qtype uint16) (*dns.Msg, error) {
 	q := newQuery(fqdn, qtype)
-	resp, err := r.roundTrip(ctx, "udp", addr, q)
+	resp, err := r.roundTrip(ctx, "udp", s, q)
 	if resp != nil && resp.Truncated && ctx.Err() == nil {
 		q.Id = dns.Id()
-		resp, err = r.roundTrip(ctx, "tcp", addr, q)
+		resp, err = r.roundTrip(ctx, "tcp", s, q)
 		if err == nil && resp.Truncated {
 			return nil, errors.New("truncated answer over TCP")
 		}
@@ -133,22 +133,25 @@ func newQuery(fqdn string, qtype uint16) *dns.Msg {
 	return q
 }
 
-// roundTrip sends q over network and waits for the reply for at most the
-// per-attempt timeout, or until ctx ends.
-func (r *Resolver) roundTrip(ctx context.Context, network, addr string, q *dns.Msg) (*dns.Msg, error) {
+// roundTrip sends q over network to s and waits for the reply for at most
+// the per-attempt timeout, or until ctx ends.
+func (r *Resolver) roundTrip(ctx context.Context, network string, s server, q *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	c := &dns.Client{Net: network, Timeout: r.timeout}
-	conn, err := c.DialContext(ctx, addr)
+	sockets := s.udp
+	if network != "udp" {
+		sockets = nil
+	}
+	conn, err := sockets.take(ctx, c, s.addr)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
 	// miekg/dns obeys only the context's deadline; closing the connection
 	// also makes it obey cancellation.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 	resp, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	sockets.give(conn, stop() && err == nil)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}

@@ -18,7 +18,7 @@ import (
 // testTimeout is the per-attempt timeout in tests.
 const testTimeout = 200 * time.Millisecond
 
-func newResolver(t *testing.T, servers ...string) *resolver.Resolver {
+func newResolver(t testing.TB, servers ...string) *resolver.Resolver {
 	t.Helper()
 	r, err := resolver.New(resolver.Config{Servers: servers, Timeout: testTimeout})
 	if err != nil {

@@ -76,6 +76,7 @@ type Resolver struct {
 type server struct {
 	addr    string // normalised "ip:port" / "[ip]:port"
 	trustAD bool
+	udp     *udpSockets // kept sockets; nil off loopback (a socket per query)
 }
 
 // New checks cfg and returns a Resolver. It fails if there is no server or
@@ -102,10 +103,11 @@ func New(cfg Config) (*Resolver, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.servers = append(r.servers, server{
-			addr:    ap.String(),
-			trustAD: trustAD(ap.Addr(), cfg.TrustAD),
-		})
+		s := server{addr: ap.String(), trustAD: trustAD(ap.Addr(), cfg.TrustAD)}
+		if ap.Addr().Unmap().IsLoopback() {
+			s.udp = &udpSockets{}
+		}
+		r.servers = append(r.servers, s)
 	}
 	return r, nil
 }
