@@ -9,6 +9,7 @@ package server
 
 import (
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,7 +17,12 @@ import (
 
 	"github.com/caliop/relay/config"
 	"github.com/caliop/relay/metrics"
+	"github.com/caliop/relay/store"
 )
+
+// behindInterval is how long the relay's store writes wait, to go to the
+// file together (store.Behind).
+const behindInterval = time.Second
 
 // Version is the running build's version, in logs and metrics; command
 // caliop sets it from its build stamp.
@@ -33,6 +39,11 @@ func Run(cfg *config.Config, load func() (*config.Config, error), log *zap.Logge
 	st, err := openStore(cfg)
 	if err != nil {
 		return StartError{Err: err}
+	}
+	if b, ok := st.(*store.Bolt); ok {
+		// The relay's cache writes (policies, keys, pins) go to the file
+		// together, once a second (README, Storage).
+		st = store.NewBehind(b, behindInterval, func(err error) { log.Warn("store write failed", zap.Error(err)) })
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
