@@ -167,3 +167,41 @@ func TestCacheOneEntryPerName(t *testing.T) {
 		t.Error("invalid name accepted")
 	}
 }
+
+// TestHasAddressKeepsPositiveOnly: HasAddress keeps an address in the
+// cache, never a "no address": WKD keeps that verdict for the domain.
+func TestHasAddressKeepsPositiveOnly(t *testing.T) {
+	t.Parallel()
+	s := dnstest.Start(t)
+	s.Add(
+		"test. 3600 IN SOA ns.test. host.test. 1 3600 600 86400 300",
+		"v4.test. 300 IN A 192.0.2.1",
+		"mx-only.test. 300 IN MX 10 mx.test.",
+	)
+	r, _ := newCachingResolver(t, s.Addr)
+	for _, tc := range []struct {
+		host  string
+		qtype uint16
+		want  int // queries after two calls
+	}{
+		{"v4.test", dns.TypeA, 1},
+		{"absent.test", dns.TypeA, 2},
+		{"mx-only.test", dns.TypeAAAA, 2},
+	} {
+		for range 2 {
+			if _, err := r.HasAddress(context.Background(), tc.host); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := queriesFor(s, tc.host, tc.qtype); n != tc.want {
+			t.Errorf("%s %s asked %d times in two HasAddress calls; want %d", tc.host, dns.TypeToString[tc.qtype], n, tc.want)
+		}
+	}
+	// Other lookups still keep negative answers (RFC 2308 §5).
+	for range 2 {
+		r.LookupTXT(context.Background(), "absent.test")
+	}
+	if n := queriesFor(s, "absent.test", dns.TypeTXT); n != 1 {
+		t.Errorf("absent.test TXT asked %d times in two lookups; want 1 (the NXDOMAIN kept)", n)
+	}
+}

@@ -33,6 +33,17 @@ func (r *Resolver) Exchange(ctx context.Context, name string, qtype uint16) (*dn
 // exchange is Exchange through the cache; the message it returns may be
 // shared and must not be modified.
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, Result, error) {
+	return r.exchangeKeeping(ctx, name, qtype, keepAll)
+}
+
+// What exchangeKeeping keeps in the cache.
+const (
+	keepAll      = true  // every answer with a TTL
+	keepPositive = false // answers with records of the type only
+)
+
+// exchangeKeeping is exchange, keeping in the cache what keep says.
+func (r *Resolver) exchangeKeeping(ctx context.Context, name string, qtype uint16, keep bool) (*dns.Msg, Result, error) {
 	k := cacheKey{cacheName(name), qtype}
 	if r.cache != nil {
 		// Only valid names reach the cache: a hit needs no check.
@@ -48,7 +59,7 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 		return r.ask(ctx, fqdn, qtype)
 	}
 	resp, res, err := r.ask(ctx, fqdn, qtype)
-	if resp != nil {
+	if resp != nil && (keep == keepAll || err == nil && hasData(resp)) {
 		r.cache.put(k, cacheEntry{msg: resp, res: res, err: err})
 	}
 	return resp, res, err

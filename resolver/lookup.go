@@ -53,9 +53,14 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, Result
 // says the name has no records of any type (RFC 8020 §2) and one A
 // record is enough. NXDOMAIN and NODATA are (false, nil); a failed
 // query is an error.
+//
+// Its negative answers are not kept in the cache: its caller (WKD) keeps
+// its own verdict for the whole domain, and a relay that meets many
+// domains would otherwise hold three dead answers for each (a third of
+// the cache at 10,000 domains).
 func (r *Resolver) HasAddress(ctx context.Context, host string) (bool, error) {
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		rrs, _, err := r.lookup(ctx, host, qtype)
+		rrs, _, err := r.lookupKeeping(ctx, host, qtype, keepPositive)
 		switch {
 		case errors.Is(err, ErrNXDomain):
 			return false, nil
@@ -131,7 +136,12 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, Res
 // lookup runs Exchange and returns the records of qtype at the end of the
 // CNAME chain. For NXDOMAIN it returns the error with the Result.
 func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, Result, error) {
-	resp, res, err := r.exchange(ctx, name, qtype)
+	return r.lookupKeeping(ctx, name, qtype, keepAll)
+}
+
+// lookupKeeping is lookup, keeping in the cache what keep says.
+func (r *Resolver) lookupKeeping(ctx context.Context, name string, qtype uint16, keep bool) ([]dns.RR, Result, error) {
+	resp, res, err := r.exchangeKeeping(ctx, name, qtype, keep)
 	if err != nil {
 		return nil, res, err
 	}
