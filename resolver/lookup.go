@@ -56,8 +56,8 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, Result
 //
 // Its negative answers are not kept in the cache: its caller (WKD) keeps
 // its own verdict for the whole domain, and a relay that meets many
-// domains would otherwise hold three dead answers for each (a third of
-// the cache at 10,000 domains).
+// domains would otherwise hold three dead answers for each (half of the
+// cache at 10,000 domains).
 func (r *Resolver) HasAddress(ctx context.Context, host string) (bool, error) {
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		rrs, _, err := r.lookupKeeping(ctx, host, qtype, keepPositive)

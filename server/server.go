@@ -42,7 +42,7 @@ func Run(cfg *config.Config, load func() (*config.Config, error), log *zap.Logge
 	}
 	if b, ok := st.(*store.Bolt); ok {
 		// The relay's cache writes (policies, keys, pins) go to the file
-		// together, once a second (README, Storage).
+		// together, once a second (README, data_dir).
 		st = store.NewBehind(b, behindInterval, func(err error) { log.Warn("store write failed", zap.Error(err)) })
 	}
 	defer st.Close()

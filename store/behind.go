@@ -27,7 +27,7 @@ const behindMax = 256
 // sees a write at most interval late.
 type Behind struct {
 	*Bolt
-	// OnError hears of a write that failed; the writes stay pending and
+	// onError hears of a write that failed; the writes stay pending and
 	// are tried again at the next interval.
 	onError func(error)
 
